@@ -1,0 +1,63 @@
+"""The composition root of the web application: every domain's routes on one FastAPI app."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
+
+from hotline.core import metrics
+from hotline.core.errors import install_error_handlers
+from hotline.core.outbox import RelayThread
+from hotline.core.router import router as core_router
+
+
+@asynccontextmanager
+async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    relay = RelayThread()
+    relay.start()
+    try:
+        yield
+    finally:
+        relay.stop()
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(
+        title="12345 热线 hotline & ticket dispatch",
+        version="0.1.0",
+        description="Citizen hotline intake, routing by 属地管理、分级负责, tickets, KPI.",
+        lifespan=_lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(core_router)
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
+        metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
+        return response
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def index() -> str:
+        return _INDEX_HTML
+
+    return app
+
+
+_INDEX_HTML = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>珠海12345热线</title></head>
+<body><main><h1>珠海12345政务服务便民热线 · 工单派发系统</h1>
+<ul>
+<li><a href="/docs">API 文档 (OpenAPI)</a></li>
+<li><a href="/healthz">系统健康状态 /healthz</a></li>
+<li><a href="/metrics">Prometheus 指标 /metrics</a></li>
+</ul></main></body></html>
+"""

