@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -211,7 +210,7 @@ def demo(
     port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
 ) -> None:
-    """Start everything with demo data: server, worker and call simulator; prints URLs and logins."""
+    """Start everything with demo data (server, worker, call simulator); print URLs, logins."""
     _setup_logging()
     settings = get_settings()
     typer.echo(f"data dir: {settings.resolved_data_dir}")

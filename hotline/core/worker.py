@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 QUEUES = ("high", "default", "low")
 
 
-def run_worker(*, burst: bool = False, name: str | None = None, with_scheduler: bool = True) -> None:
+def run_worker(
+    *, burst: bool = False, name: str | None = None, with_scheduler: bool = True
+) -> None:
     """Work the queues until stopped (or until empty with ``burst``)."""
     connection = get_redis()
     relay = RelayThread()

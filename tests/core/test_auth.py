@@ -49,11 +49,11 @@ def test_role_guard(app, client, make_user):
 
 
 def test_unknown_role_is_refused(client):
+    import pytest
+
+    from hotline.core.auth import create_user
     from hotline.core.db import transaction
     from hotline.core.errors import AppError
-    from hotline.core.auth import create_user
-
-    import pytest
 
     with pytest.raises(AppError, match="unknown role"), transaction() as session:
         create_user(session, username="x", password="long-enough", roles=["wizard"])

@@ -46,9 +46,7 @@ def private_redis(tmp_path, monkeypatch):
     reset_clients()
 
 
-def test_health_turns_503_while_redis_is_down_and_recovers_without_restart(
-    private_redis, client
-):
+def test_health_turns_503_while_redis_is_down_and_recovers_without_restart(private_redis, client):
     assert client.get("/healthz").status_code == 200
     stop_embedded_redis(private_redis)
     down = client.get("/healthz")

@@ -1,6 +1,5 @@
 """Jobs leave only after their transaction commits, and survive Redis being down."""
 
-
 import pytest
 from sqlalchemy import func, select
 
@@ -14,7 +13,9 @@ from hotline.core.settings import get_settings
 def _pings(note: str) -> int:
     with db.transaction() as session:
         return session.scalar(
-            select(func.count()).where(AuditEntry.action == "job.ping", AuditEntry.entity_id == note)
+            select(func.count()).where(
+                AuditEntry.action == "job.ping", AuditEntry.entity_id == note
+            )
         )
 
 
