@@ -1,1 +1,3 @@
 """Every table of the dispatch domain, imported in one place for the migration environment."""
+
+from dispatch.routing import models as routing_models  # noqa: F401

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from dispatch.routing.router import router as routing_router
 from hotline.core import metrics
 from hotline.core.errors import install_error_handlers
 from hotline.core.outbox import RelayThread
@@ -34,6 +35,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(core_router)
+    app.include_router(routing_router)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):

@@ -13,6 +13,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from dispatch.routing import service as routing_service
 from hotline.core import migrate
 from hotline.core.settings import get_settings
 
@@ -21,6 +22,11 @@ db_app = typer.Typer(help="Database schema migrations (alembic).", no_args_is_he
 user_app = typer.Typer(help="Manage users and their roles.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+route_app = typer.Typer(help="Route a request by 属地管理、分级负责 and explain why.")
+app.add_typer(route_app, name="route")
+
+# Migrations announce every step at INFO; operators only need to hear about problems.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 DEMO_PASSWORD = "demo12345"
 # (user name, roles, departments, what they do) — printed by `hotline demo`.
@@ -133,7 +139,7 @@ def _seed_reference_data() -> list[str]:
 
 
 # Each domain contributes a loader of the reference data it owns; the CLI only orders them.
-SEED_LOADERS: list = []
+SEED_LOADERS = [routing_service.seed_reference]
 
 
 @app.command()
@@ -173,6 +179,58 @@ def user_create(
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"user {name} saved with roles {sorted(set(role))}")
+
+
+@route_app.callback(invoke_without_command=True)
+def route(
+    ctx: typer.Context,
+    address: Annotated[str, typer.Option(help="where it happened")] = "",
+    text: Annotated[str, typer.Option(help="what the citizen said")] = "",
+    matter: Annotated[str | None, typer.Option(help="matter code; default: best guess")] = None,
+    date: Annotated[str | None, typer.Option(help="day received, YYYY-MM-DD")] = None,
+    major: Annotated[bool, typer.Option(help="重大: escalate to the city")] = False,
+    multi_area: Annotated[bool, typer.Option(help="spans several areas")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
+) -> None:
+    """Print where a request goes and the explanation, as the preview API gives it."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not (address or text):
+        typer.echo(ctx.get_help())
+        raise typer.Exit(2)
+    from datetime import datetime
+
+    from hotline.core.db import transaction
+    from hotline.core.errors import AppError
+
+    received_at = None
+    if date:
+        try:
+            received_at = datetime.fromisoformat(date).replace(tzinfo=get_settings().tz, hour=12)
+        except ValueError as exc:
+            typer.echo(f"error: --date must be YYYY-MM-DD, got {date!r}", err=True)
+            raise typer.Exit(2) from exc
+    _prepare_database()
+    try:
+        with transaction() as session:
+            result = routing_service.decide(
+                session,
+                text=text,
+                address=address,
+                matter_code=matter,
+                received_at=received_at,
+                major=major,
+                multi_area=multi_area,
+            )
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
+        return
+    typer.echo(routing_service.format_decision(result))
 
 
 def _create_demo_users() -> None:

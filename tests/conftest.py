@@ -2,8 +2,9 @@
 
 The backend follows the environment, as in production: ``HOTLINE_DATABASE_URL`` and
 ``HOTLINE_REDIS_URL`` select PostgreSQL and a Redis server; without them every run gets a fresh
-SQLite file and an embedded redis-server in a temporary data dir. Tests are isolated by
-emptying every table (and the Redis database) before each test.
+SQLite file and an embedded redis-server in a temporary data dir. Tests that use the
+database request the ``database`` fixture (directly or through ``client``, ``make_user``,
+``run_jobs``), which empties every table and the Redis database first.
 """
 
 from __future__ import annotations
@@ -57,9 +58,12 @@ def _table_names() -> list[str]:
     return [t.name for t in reversed(db.Base.metadata.sorted_tables)]
 
 
-@pytest.fixture(autouse=True)
-def clean_state() -> Iterator[None]:
-    """Every test starts with empty tables and an empty Redis database."""
+@pytest.fixture
+def database() -> Iterator[None]:
+    """Empty tables and an empty Redis database for a test that uses them.
+
+    Not autouse: pure tests (routing engine, calendars, staffing) need neither and run faster.
+    """
     engine = db.get_engine()
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
@@ -68,11 +72,14 @@ def clean_state() -> Iterator[None]:
             for name in _table_names():
                 conn.execute(text(f"DELETE FROM {name}"))
     get_redis().flushdb()
+    from dispatch.routing.service import forget_cached_rules
+
+    forget_cached_rules()  # the revision counter restarts with the emptied tables
     yield
 
 
 @pytest.fixture
-def app():
+def app(database):
     from hotline.app import create_app
 
     return create_app()
@@ -85,7 +92,7 @@ def client(app) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def make_user() -> Callable[..., dict[str, str]]:
+def make_user(database) -> Callable[..., dict[str, str]]:
     """Create a user and return the Authorization header of a fresh token for it."""
     from hotline.core.auth import create_access_token, create_user
 
@@ -106,7 +113,7 @@ def make_user() -> Callable[..., dict[str, str]]:
 
 
 @pytest.fixture
-def run_jobs() -> Callable[[], int]:
+def run_jobs(database) -> Callable[[], int]:
     """Run every queued job with a real rq worker in this process; returns how many succeeded."""
     from hotline.core.outbox import relay_once
     from hotline.core.worker import QUEUES

@@ -10,6 +10,8 @@ from hotline.core.events import events_after, publish_after_commit
 from hotline.core.outbox import EVENTS_CHANNEL
 from hotline.core.redis import get_redis
 
+pytestmark = pytest.mark.usefixtures("database")
+
 
 def test_events_get_increasing_ids_and_a_rolled_back_one_never_exists():
     with db.transaction() as session:

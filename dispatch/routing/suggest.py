@@ -1,0 +1,199 @@
+"""Suggest catalogue matters (事项) for a request text, for the agent to confirm.
+
+The text is segmented with jieba (search mode, so long words also yield their sub-words) in a
+private ``jieba.Tokenizer`` that knows every matter name and keyword, so "缺斤短两" or
+"港澳通行证" stay whole. A matter scores from three sources:
+  * keyword hits - each keyword found counts 1 / (number of matters sharing the keyword);
+  * name overlap - the share of the matter name's tokens found, weighted by how rare each
+    token is among matter names (generic words such as 投诉 or 咨询 are left out);
+  * learned weights - token -> matter weights learnt from agents' final choices
+    (:meth:`MatterSuggester.learn_weights`), summed over the tokens of the text.
+The sum ``raw`` maps to ``score = raw / (1 + raw)`` in [0, 1); matters with no evidence are
+never suggested, so irrelevant text gives an empty list.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import jieba
+
+from dispatch.routing.ruleset import RuleSet
+
+NAME_WEIGHT = 1.0
+KEYWORD_WEIGHT = 1.0
+LEARNED_WEIGHT = 1.0
+
+# Words in matter names that say what kind of request it is (咨询/投诉 …) or nothing at all;
+# they would link every complaint to every 投诉 matter.
+_GENERIC_NAME_TOKENS = frozenset(
+    {"咨询", "求助", "投诉", "举报", "建议", "问题", "业务", "服务", "其他", "诉求", "办理"}
+)
+# Frequent words of hotline speech that say nothing about the matter; kept out of learning.
+_STOP_TOKENS = frozenset(
+    {
+        "我们", "你们", "他们", "这个", "那个", "一个", "什么", "怎么", "怎么办", "为什么",
+        "没有", "现在", "已经", "可以", "因为", "所以", "但是", "还是", "就是", "如果", "请问",
+        "你好", "您好", "谢谢", "麻烦", "希望", "要求", "反映", "市民", "来电", "情况", "处理",
+        "问题", "时候", "今天", "昨天", "一直", "不是", "这样", "那里", "这里", "自己",
+    }
+)  # fmt: skip
+
+_tokenizer_lock = threading.Lock()
+_shared_tokenizer: jieba.Tokenizer | None = None
+
+
+@contextmanager
+def _quiet_jieba() -> Iterator[None]:
+    """jieba logs "Building prefix dict …" at DEBUG to stderr; silence it, then restore."""
+    logger = jieba.default_logger
+    previous = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def _tokenizer() -> jieba.Tokenizer:
+    # One private tokenizer per process: loading the dictionary takes about a second, and a
+    # private one keeps our added words out of jieba's global dictionary used by others.
+    global _shared_tokenizer
+    with _tokenizer_lock:
+        if _shared_tokenizer is None:
+            tokenizer = jieba.Tokenizer()
+            with _quiet_jieba():
+                tokenizer.initialize()
+            _shared_tokenizer = tokenizer
+        return _shared_tokenizer
+
+
+def _informative(token: str) -> bool:
+    return any(ch.isalnum() for ch in token)
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A suggested matter with a score in [0, 1); higher is more likely."""
+
+    code: str
+    name: str
+    score: float
+
+
+class MatterSuggester:
+    """Ranks catalogue matters for a request text; build once per rule set, then only read."""
+
+    def __init__(
+        self, ruleset: RuleSet, learned: Mapping[str, Mapping[str, float]] | None = None
+    ) -> None:
+        self.ruleset = ruleset
+        self._names = {m.code: m.name for m in ruleset.matters}
+        tokenizer = _tokenizer()
+        with _tokenizer_lock, _quiet_jieba():
+            for matter in ruleset.matters:
+                for word in (matter.name, *matter.keywords):
+                    if word:
+                        # Never lowers a frequency, so re-adding a known word is harmless.
+                        tokenizer.add_word(word)
+        self._tokenizer = tokenizer
+
+        keyword_matters: dict[str, set[str]] = defaultdict(set)
+        for matter in ruleset.matters:
+            for keyword in matter.keywords:
+                keyword_matters[keyword.lower()].add(matter.code)
+        # token -> [(matter code, weight)], so scoring touches only matters the text can reach
+        self._keyword_index: dict[str, list[tuple[str, float]]] = {
+            keyword: [(code, KEYWORD_WEIGHT / len(codes)) for code in sorted(codes)]
+            for keyword, codes in keyword_matters.items()
+        }
+        self._name_index = self._build_name_index()
+        self._learned: dict[str, list[tuple[str, float]]] = {}
+        for token, weights in (learned or {}).items():
+            known = [
+                (code, LEARNED_WEIGHT * float(weight))
+                for code, weight in sorted(weights.items())
+                if code in self._names and weight > 0
+            ]
+            if known:
+                self._learned[token.lower()] = known
+
+    def _build_name_index(self) -> dict[str, list[tuple[str, float]]]:
+        name_tokens = {
+            m.code: {
+                t for t in self.tokens(m.name) if len(t) >= 2 and t not in _GENERIC_NAME_TOKENS
+            }
+            for m in self.ruleset.matters
+        }
+        document_frequency: dict[str, int] = defaultdict(int)
+        for tokens in name_tokens.values():
+            for token in tokens:
+                document_frequency[token] += 1
+        count = len(name_tokens)
+        idf = {t: math.log(1 + count / df) for t, df in document_frequency.items()}
+        index: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for code, tokens in sorted(name_tokens.items()):
+            total = sum(idf[t] for t in tokens)
+            for token in sorted(tokens):
+                # A full name overlap adds NAME_WEIGHT, spread by how telling each token is.
+                index[token].append((code, NAME_WEIGHT * idf[token] / total))
+        return dict(index)
+
+    def tokens(self, text: str) -> list[str]:
+        """The tokens of ``text`` (jieba search mode, lower-cased), punctuation dropped."""
+        if not text:
+            return []
+        return [t.lower() for t in self._tokenizer.cut_for_search(text) if _informative(t)]
+
+    def suggest(self, text: str, limit: int = 5) -> list[Suggestion]:
+        """Up to ``limit`` matters for ``text``, by score (descending) then code (ascending).
+
+        Only matters with some evidence (keyword, name token or learned weight) are returned.
+        """
+        if limit <= 0:
+            return []
+        tokens = sorted(set(self.tokens(text)))
+        raw: dict[str, float] = defaultdict(float)
+        for token in tokens:
+            for index in (self._keyword_index, self._name_index, self._learned):
+                for code, weight in index.get(token, ()):
+                    raw[code] += weight
+        ranked = sorted(
+            (
+                Suggestion(code, self._names[code], round(value / (1 + value), 6))
+                for code, value in raw.items()
+                if value > 0
+            ),
+            key=lambda s: (-s.score, s.code),
+        )
+        return ranked[:limit]
+
+    def learn_weights(
+        self, examples: Iterable[tuple[str, str]], *, smoothing: float = 1.0
+    ) -> dict[str, dict[str, float]]:
+        """Turn agents' final choices ``(text, chosen matter code)`` into learned weights.
+
+        weight(token, code) = (texts with the token that chose code) / (texts with the token
+        + ``smoothing``): close to P(code | token), damped for rarely seen tokens. Codes not in
+        the rule set (e.g. retired matters) are skipped. Pass the result as ``learned``.
+        """
+        together: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        seen: dict[str, int] = defaultdict(int)
+        for text, code in examples:
+            if code not in self._names:
+                continue
+            for token in set(self.tokens(text)):
+                if len(token) < 2 or token in _STOP_TOKENS:
+                    continue
+                together[token][code] += 1
+                seen[token] += 1
+        return {
+            token: {code: n / (seen[token] + smoothing) for code, n in sorted(codes.items())}
+            for token, codes in sorted(together.items())
+        }
