@@ -17,8 +17,9 @@ which never forms a factorial or a power and stays in [0, 1], so a thousand agen
 Erlang A is evaluated with the Mandelbaum–Zeltyn closed forms, written with the lower
 incomplete gamma function γ(x, y) at x = nμ/θ, y = λ/θ.  These arguments reach millions when
 patience is long, so γ is computed in log space (series below ``a + 1``, Lentz continued
-fraction above), and the one quantity that would suffer cancellation for long patience (the
-abandonment probability) is summed as a positive series instead.
+fraction above); the abandonment probability is summed as a positive series and the
+service level written as a ratio of series, because their closed forms cancel badly for long
+patience.  Checked against an exact Markov-chain solution in the tests.
 
 Erlang A formulas used (x = nμ/θ, y = λ/θ, E = Erlang B for n agents, ρ = λ/(nμ)):
 
@@ -42,6 +43,8 @@ StaffingModel = Literal["erlang_c", "erlang_a"]
 
 HALF_HOUR_SECONDS = 1800
 DEFAULT_MAX_AGENTS = 5000
+# Longest finite mean patience accepted (about 32 years); math.inf means Erlang C.
+MAX_FINITE_PATIENCE_S = 1e9
 
 # Relative accuracy at which the incomplete-gamma series and continued fraction stop.
 _EPSILON = 1e-15
@@ -285,7 +288,7 @@ def _erlang_a_from_b(
         a_series, moment_series = _lower_gamma_series(x, y)
         log_a = math.log(a_series)
     else:
-        a_series = moment_series = math.nan
+        moment_series = math.nan  # unused: P(Ab) has no cancellation in this regime
         log_a = math.log(x) + y - x * math.log(y) + _log_lower_gamma(x, y)
     log_blocking = math.log(blocking) if blocking > 0 else -math.inf
     log_pi_n = log_blocking - _log_add_exp(math.log1p(-blocking), log_a + log_blocking)
@@ -302,13 +305,31 @@ def _erlang_a_from_b(
 
     # P(answered after waiting, wait <= t) = π_n [G1(y) - G1(y e^{-θt})] with
     # G1(u) = x e^y y^{-(x+1)} γ(x+1, u); see the formulas in the module docstring.
-    log_g1_prefix = math.log(x) + y - (x + 1.0) * math.log(y)
-    log_g1_full = log_g1_prefix + _log_lower_gamma(x + 1.0, y)
     shrunk = y * math.exp(-abandon_rate * threshold_s)
-    log_g1_shrunk = log_g1_prefix + _log_lower_gamma(x + 1.0, shrunk)
-    answered_after_wait = math.exp(log_pi_n + log_g1_full) * -math.expm1(
-        log_g1_shrunk - log_g1_full
-    )
+    if y < x + 1.0:
+        # With γ(a, z) = z^a e^{-z} S(a, z)/a: π_n G1(y) = π_n x/(x+1) S(x+1, y), and
+        # G1(y')/G1(y) = exp(-(nμ+θ)t + y(1 - e^{-θt})) S(x+1, y')/S(x+1, y).  Written this
+        # way no term of size x·log y (1e10 and more for long patience) has to cancel.
+        full_series, _ = _lower_gamma_series(x + 1.0, y)
+        shrunk_series, _ = _lower_gamma_series(x + 1.0, shrunk)
+        log_ratio = (
+            -(agents * service_rate + abandon_rate) * threshold_s
+            - y * math.expm1(-abandon_rate * threshold_s)
+            + math.log(shrunk_series / full_series)
+        )
+        answered_after_wait = (
+            math.exp(log_pi_n) * x / (x + 1.0) * full_series * -math.expm1(log_ratio)
+        )
+    else:
+        # Overloaded (λ > nμ + θ): G1 through log γ.  x and y are only large enough here to
+        # cost precision when patience is very long, and then hardly anyone is answered
+        # within the threshold anyway.
+        log_g1_prefix = math.log(x) + y - (x + 1.0) * math.log(y)
+        log_g1_full = log_g1_prefix + _log_lower_gamma(x + 1.0, y)
+        log_g1_shrunk = log_g1_prefix + _log_lower_gamma(x + 1.0, shrunk)
+        answered_after_wait = math.exp(log_pi_n + log_g1_full) * -math.expm1(
+            log_g1_shrunk - log_g1_full
+        )
     service_level = (1.0 - wait_probability) + answered_after_wait
     service_level = min(max(service_level, 0.0), 1.0)
 
@@ -335,16 +356,46 @@ def erlang_a_metrics(
 
     Implements the Garnett–Mandelbaum–Reiman / Mandelbaum–Zeltyn formulas.  Valid for any
     ``agents >= 0`` (abandonment keeps the queue stable even when n < λ·AHT).
+    ``patience_s=math.inf`` gives the Erlang C values; finite patience above
+    MAX_FINITE_PATIENCE_S is a ValueError.
     ``service_level`` counts calls answered within ``threshold_s`` over all offered calls.
     """
     _check_nonnegative("arrival_rate_per_s", arrival_rate_per_s)
     _check_positive("aht_s", aht_s)
     _check_agents(agents)
-    _check_positive("patience_s", patience_s)
+    _check_patience(patience_s)
     _check_nonnegative("threshold_s", threshold_s)
     traffic = arrival_rate_per_s * aht_s
     blocking = erlang_b_blocking_probability(traffic, agents)
+    if math.isinf(patience_s):
+        return _erlang_a_without_abandonment(
+            _erlang_c_result(arrival_rate_per_s, aht_s, agents, threshold_s, blocking)
+        )
     return _erlang_a_from_b(arrival_rate_per_s, aht_s, agents, patience_s, threshold_s, blocking)
+
+
+def _check_patience(patience_s: float) -> None:
+    if not (isinstance(patience_s, int | float) and patience_s > 0):
+        raise ValueError(f"patience_s must be > 0 seconds, got {patience_s!r}")
+    if math.isfinite(patience_s) and patience_s > MAX_FINITE_PATIENCE_S:
+        # Past this the answer equals Erlang C to about 1e-6, while the gamma series near
+        # full load would need millions of terms.
+        raise ValueError(
+            f"patience_s {patience_s:g} exceeds {MAX_FINITE_PATIENCE_S:g} s; "
+            "pass math.inf for callers who never hang up"
+        )
+
+
+def _erlang_a_without_abandonment(result: StaffingResult) -> ErlangAMetrics:
+    return ErlangAMetrics(
+        agents=result.agents,
+        offered_load_erlangs=result.offered_load_erlangs,
+        wait_probability=result.wait_probability,
+        abandon_probability=0.0,
+        service_level=result.service_level,
+        mean_wait_s=result.mean_wait_s,
+        occupancy=result.occupancy,
+    )
 
 
 def _erlang_a_result(metrics: ErlangAMetrics) -> StaffingResult:
@@ -388,8 +439,7 @@ def agents_for_service_level(
     if model == "erlang_a":
         if patience_s is None:
             raise ValueError("model='erlang_a' needs patience_s (mean caller patience, seconds)")
-        if not (isinstance(patience_s, int | float) and patience_s > 0):
-            raise ValueError(f"patience_s must be > 0, got {patience_s!r}")
+        _check_patience(patience_s)
     _check_agents(max_agents)
 
     traffic = arrival_rate_per_s * aht_s
