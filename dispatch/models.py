@@ -1,3 +1,4 @@
 """Every table of the dispatch domain, imported in one place for the migration environment."""
 
 from dispatch.routing import models as routing_models  # noqa: F401
+from dispatch.tickets import models as ticket_models  # noqa: F401

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from dispatch.routing.router import router as routing_router
+from dispatch.tickets.router import router as tickets_router
 from hotline.core import metrics
 from hotline.core.errors import install_error_handlers
 from hotline.core.outbox import RelayThread
@@ -36,6 +37,7 @@ def create_app() -> FastAPI:
     install_error_handlers(app)
     app.include_router(core_router)
     app.include_router(routing_router)
+    app.include_router(tickets_router)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):

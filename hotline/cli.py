@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import httpx
@@ -231,6 +232,40 @@ def route(
         typer.echo(json.dumps(result, ensure_ascii=False, indent=2))
         return
     typer.echo(routing_service.format_decision(result))
+
+
+@route_app.command("replay")
+def route_replay(
+    rules: Annotated[Path, typer.Option(help="draft rules (YAML: matters, departments)")],
+    since: Annotated[str, typer.Option(help="replay tickets received from YYYY-MM-DD")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """What-if: re-route past tickets under draft rules and report, per department, what moves."""
+    from datetime import date as Date
+
+    from dispatch import replay
+    from hotline.core.db import transaction
+    from hotline.core.errors import AppError
+
+    try:
+        since_day = Date.fromisoformat(since)
+    except ValueError as exc:
+        typer.echo(f"error: --since must be YYYY-MM-DD, got {since!r}", err=True)
+        raise typer.Exit(2) from exc
+    _prepare_database()
+    try:
+        draft = replay.load_draft(rules)
+        with transaction() as session:
+            report = replay.replay(session, draft, since_day)
+    except AppError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from exc
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        typer.echo(replay.format_report(report, since_day))
 
 
 def _create_demo_users() -> None:

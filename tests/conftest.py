@@ -114,7 +114,7 @@ def make_user(database) -> Callable[..., dict[str, str]]:
 
 @pytest.fixture
 def run_jobs(database) -> Callable[[], int]:
-    """Run every queued job with a real rq worker in this process; returns how many succeeded."""
+    """Run every queued and due scheduled job with a real rq worker; returns how many succeeded."""
     from hotline.core.outbox import relay_once
     from hotline.core.worker import QUEUES
 
@@ -127,7 +127,7 @@ def run_jobs(database) -> Callable[[], int]:
             return sum(q.finished_job_registry.count for q in queues)
 
         before = finished()
-        SimpleWorker(queues, connection=connection).work(burst=True)
+        SimpleWorker(queues, connection=connection).work(burst=True, with_scheduler=True)
         return finished() - before
 
     return run

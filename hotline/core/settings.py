@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, model_validator
@@ -43,6 +43,11 @@ class Settings(BaseSettings):
         1.0, description="how often a process retries outbox rows Redis did not take"
     )
     log_level: str = Field("INFO", description="Python logging level")
+    deadline_policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="JSON overrides of the ticket deadline policy, e.g. "
+        '{"finish_working_days": {"投诉": 7}, "urgent_finish_hours": 12}',
+    )
 
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:

@@ -1,0 +1,101 @@
+"""Deadline jobs: reminders to the department and the overdue mark, run by rq at their time.
+
+Each job re-reads the ticket in its own transaction and does nothing unless the ticket is still
+running against the deadline it was scheduled for: an accepted, extended or closed ticket makes
+its old jobs harmless, and a job run twice leaves one trace.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from dispatch.tickets.models import Ticket, TicketAction
+from dispatch.tickets.service import publish_change
+from hotline.core.db import transaction
+from hotline.core.events import publish_after_commit
+
+_RUNNING = {"accept": ("dispatched", "accept_deadline"), "finish": ("accepted", "finish_deadline")}
+
+
+def _still_running(ticket: Ticket | None, which: str, deadline_iso: str) -> bool:
+    if ticket is None:
+        return False
+    status, column = _RUNNING[which]
+    deadline = getattr(ticket, column)
+    return (
+        ticket.status == status
+        and deadline is not None
+        and (deadline == datetime.fromisoformat(deadline_iso))
+    )
+
+
+def _already(session, ticket: Ticket, action: str, which: str, deadline_iso: str, label=None):
+    for row in session.scalars(
+        select(TicketAction).where(
+            TicketAction.ticket_id == ticket.id, TicketAction.action == action
+        )
+    ):
+        if (
+            row.detail.get("which") == which
+            and row.detail.get("deadline") == deadline_iso
+            and (label is None or row.detail.get("label") == label)
+        ):
+            return True
+    return False
+
+
+def remind(ticket_id: int, which: str, deadline_iso: str, label: str) -> str:
+    """Remind the department that a deadline approaches (at 80 % of the time, one hour left)."""
+    with transaction() as session:
+        ticket = session.get(Ticket, ticket_id)
+        if not _still_running(ticket, which, deadline_iso):
+            return "not running"
+        if _already(session, ticket, "reminder", which, deadline_iso, label):
+            return "already reminded"
+        session.add(
+            TicketAction(
+                ticket_id=ticket.id,
+                action="reminder",
+                actor="system",
+                from_status=ticket.status,
+                to_status=ticket.status,
+                department_code=ticket.lead_department,
+                detail={"which": which, "label": label, "deadline": deadline_iso},
+            )
+        )
+        publish_change(session, ticket, "ticket.reminder", which=which, label=label)
+        return "reminded"
+
+
+def deadline_passed(ticket_id: int, which: str, deadline_iso: str) -> str:
+    """Mark the ticket overdue and tell the supervisors, if the deadline passed unmet."""
+    with transaction() as session:
+        ticket = session.get(Ticket, ticket_id)
+        if not _still_running(ticket, which, deadline_iso):
+            return "not running"
+        if _already(session, ticket, "overdue", which, deadline_iso):
+            return "already marked"
+        ticket.overdue = True
+        if which == "accept":
+            ticket.accepted_on_time = False
+        session.add(
+            TicketAction(
+                ticket_id=ticket.id,
+                action="overdue",
+                actor="system",
+                from_status=ticket.status,
+                to_status=ticket.status,
+                department_code=ticket.lead_department,
+                detail={"which": which, "deadline": deadline_iso},
+            )
+        )
+        publish_change(session, ticket, "ticket.overdue", which=which)
+        publish_after_commit(
+            session,
+            "kpi.alerts",
+            "ticket.overdue",
+            {"number": ticket.number, "department": ticket.lead_department, "which": which},
+        )
+        return "marked overdue"

@@ -1,0 +1,786 @@
+"""The ticket (工单) lifecycle: a closed loop from intake to closing, measured on deadlines.
+
+Terms owned here:
+  受理 intake · 派单 dispatch · 签收 accept · 退回 return · 改派 re-dispatch · 审定 final ruling
+  (the department may not return it again) · 延期 extension · 回复 reply · 回访 follow-up visit ·
+  重办 reopen after an unsatisfied visit · 督办 supervision · 办结 close · 主办 lead department ·
+  协办 co-handling department · 一次办结 resolved at first contact (answered on the call).
+
+Statuses: ``pending_dispatch`` (at the dispatch desk) → ``dispatched`` (waiting for the
+department to accept) → ``accepted`` (being handled) → ``replied`` → ``visited`` → ``closed``.
+Every action is checked against the table ``ACTIONS``; anything else is refused with
+``ticket.invalid_transition``. Two people acting on one ticket at once: the version column
+lets exactly one of them win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from dispatch.routing import service as routing_service
+from dispatch.tickets import deadlines
+from dispatch.tickets.calendar import WorkingCalendar
+from dispatch.tickets.models import (
+    CalendarOverride,
+    ExtensionRequest,
+    Ticket,
+    TicketAction,
+    TicketDepartment,
+)
+from hotline.core.auth import Principal
+from hotline.core.db import utcnow
+from hotline.core.errors import AppError, Conflict, Forbidden, NotFound
+from hotline.core.events import publish_after_commit
+from hotline.core.jobs import enqueue_after_commit
+from hotline.core.models import Counter
+from hotline.core.settings import get_settings
+
+CHANNELS = ("phone", "app", "web", "wechat", "open311", "110")
+OPEN_STATUSES = ("pending_dispatch", "dispatched", "accepted", "replied", "visited")
+SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
+DUPLICATE_WINDOW = timedelta(days=7)
+DESK = "DESK"
+HOTLINE_ROLES = frozenset({"agent", "dispatcher", "supervisor", "admin"})
+
+
+@dataclass(frozen=True)
+class Action:
+    statuses: tuple[str, ...]
+    roles: tuple[str, ...]
+    lead_department_only: bool = False
+
+
+ACTIONS: dict[str, Action] = {
+    "dispatch": Action(("pending_dispatch", "dispatched"), ("dispatcher", "supervisor")),
+    "accept": Action(("dispatched",), ("department",), lead_department_only=True),
+    "return": Action(("dispatched",), ("department",), lead_department_only=True),
+    "request-extension": Action(("accepted",), ("department",), lead_department_only=True),
+    "decide-extension": Action(("accepted",), ("dispatcher", "supervisor")),
+    "reply": Action(("accepted",), ("department",), lead_department_only=True),
+    "visit": Action(("replied",), ("agent", "supervisor")),
+    "close": Action(("replied", "visited"), ("agent", "dispatcher", "supervisor")),
+    "supervise": Action(OPEN_STATUSES, ("supervisor",)),
+    "answer-directly": Action(("pending_dispatch", "dispatched"), ("agent", "supervisor")),
+}
+
+
+# -- calendar and policy -------------------------------------------------------------------------
+
+
+def working_calendar(session: Session) -> WorkingCalendar:
+    overrides = session.scalars(select(CalendarOverride)).all()
+    return WorkingCalendar(
+        extra_holidays=[o.day for o in overrides if not o.working],
+        extra_workdays=[o.day for o in overrides if o.working],
+    )
+
+
+def deadline_policy() -> deadlines.DeadlinePolicy:
+    return deadlines.DeadlinePolicy.model_validate(get_settings().deadline_policy)
+
+
+# -- numbers, visibility, events -------------------------------------------------------------------
+
+
+def _next_number(session: Session, received_at: datetime) -> str:
+    day = received_at.astimezone(get_settings().tz).strftime("%Y%m%d")
+    name = f"ticket-number-{day}"
+    value = session.execute(
+        update(Counter)
+        .where(Counter.name == name)
+        .values(value=Counter.value + 1)
+        .returning(Counter.value)
+    ).scalar_one_or_none()
+    if value is None:
+        session.add(Counter(name=name, value=1))
+        session.flush()
+        value = 1
+    return f"ZH{day}{value:06d}"
+
+
+def mask_phone(phone: str) -> str:
+    """Departments see 138****1234: enough to call back through the hotline, not to profile."""
+    if len(phone) >= 7:
+        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
+    return "*" * len(phone)
+
+
+def _department_codes(ticket: Ticket) -> list[str]:
+    return sorted({d.department_code for d in ticket.departments} | {ticket.lead_department})
+
+
+def can_see(principal: Principal, ticket: Ticket) -> bool:
+    if principal.roles & HOTLINE_ROLES:
+        return True
+    return bool(principal.departments.intersection(_department_codes(ticket)))
+
+
+def publish_change(session: Session, ticket: Ticket, event_type: str, **extra: Any) -> None:
+    data = {
+        "number": ticket.number,
+        "status": ticket.status,
+        "lead_department": ticket.lead_department,
+        "version": ticket.version,
+        "due_at": ticket.due_at.isoformat() if ticket.due_at else None,
+        "urgent": ticket.urgent,
+        **extra,
+    }
+    for code in _department_codes(ticket):
+        publish_after_commit(session, f"tickets.dept.{code}", event_type, data)
+
+
+def _record(
+    session: Session,
+    ticket: Ticket,
+    action: str,
+    actor: str,
+    from_status: str | None,
+    **detail: Any,
+) -> None:
+    session.add(
+        TicketAction(
+            ticket_id=ticket.id,
+            action=action,
+            actor=actor,
+            from_status=from_status,
+            to_status=ticket.status,
+            department_code=ticket.lead_department,
+            detail=detail,
+        )
+    )
+
+
+# -- deadlines and reminders -------------------------------------------------------------------
+
+
+def _set_due(ticket: Ticket, due_at: datetime | None, *, open_: bool = True) -> None:
+    ticket.due_at = due_at
+    for row in ticket.departments:
+        row.due_at = due_at
+        row.open = open_
+
+
+def _schedule(session: Session, ticket: Ticket, which: str, start: datetime, deadline: datetime):
+    """Reminders at 80 % and one hour before, and the overdue check at the deadline.
+
+    Job ids carry the deadline, so a moved deadline schedules new jobs and the old ones find
+    the ticket no longer running against their deadline and do nothing.
+    """
+    stamp = deadline.isoformat()
+    for label, moment in deadlines.reminder_times(start, deadline):
+        enqueue_after_commit(
+            session,
+            "dispatch.tickets.jobs.remind",
+            ticket.id,
+            which,
+            stamp,
+            label,
+            job_id=f"sla-reminder:{ticket.id}:{which}:{label}:{stamp}",
+            at=moment,
+        )
+    enqueue_after_commit(
+        session,
+        "dispatch.tickets.jobs.deadline_passed",
+        ticket.id,
+        which,
+        stamp,
+        job_id=f"sla-deadline:{ticket.id}:{which}:{stamp}",
+        at=deadline,
+    )
+
+
+def _dispatch_to(
+    session: Session, ticket: Ticket, department: str, co: list[str], now: datetime
+) -> None:
+    ticket.lead_department = department
+    ticket.departments = [TicketDepartment(department_code=department, role="lead")] + [
+        TicketDepartment(department_code=c, role="co") for c in sorted(set(co) - {department})
+    ]
+    if department == DESK:
+        ticket.status = "pending_dispatch"
+        ticket.accept_deadline = None
+        _set_due(ticket, None)
+        return
+    ticket.status = "dispatched"
+    ticket.dispatched_at = now
+    ticket.accept_deadline = deadlines.accept_deadline(
+        deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, now
+    )
+    _set_due(ticket, ticket.accept_deadline)
+    session.flush()
+    _schedule(session, ticket, "accept", now, ticket.accept_deadline)
+
+
+# -- creating --------------------------------------------------------------------------------------
+
+
+def create(
+    session: Session,
+    *,
+    actor: str,
+    channel: str,
+    content: str,
+    address: str = "",
+    caller_name: str = "",
+    caller_phone: str = "",
+    matter_code: str | None = None,
+    urgent: bool | None = None,
+    major: bool = False,
+    multi_area: bool = False,
+    received_at: datetime | None = None,
+    co_departments: list[str] | None = None,
+    call_id: str | None = None,
+) -> tuple[Ticket, list[str]]:
+    """Create, route and dispatch a ticket in the caller's transaction.
+
+    Returns the ticket and the numbers of likely duplicates (same caller, matter and town
+    within 7 days). A ticket routed to the dispatch desk waits there for a dispatcher.
+    """
+    if channel not in CHANNELS:
+        raise AppError("ticket.bad_channel", f"channel must be one of {list(CHANNELS)}")
+    if not content.strip():
+        raise AppError("ticket.empty_content", "a ticket needs the citizen's request text")
+    now = utcnow()
+    received_at = received_at or now
+    if received_at.tzinfo is None:
+        raise AppError("ticket.naive_time", "received_at needs a time zone offset")
+    if received_at > now + timedelta(minutes=5):
+        raise AppError("ticket.future", "received_at lies in the future")
+    decision = routing_service.decide(
+        session,
+        text=content,
+        address=address,
+        matter_code=matter_code,
+        received_at=received_at,
+        major=major,
+        multi_area=multi_area,
+    )
+    routing = routing_service.current_routing(session)
+    matter = routing.ruleset.matter(decision["matter"]["code"])
+    location = decision["location"]
+    ticket = Ticket(
+        number=_next_number(session, received_at),
+        channel=channel,
+        caller_name=caller_name,
+        caller_phone=caller_phone,
+        content=content,
+        address=address,
+        town_code=(location["town"] or {}).get("code"),
+        area_code=(location["area"] or {}).get("code"),
+        matter_code=matter.code,
+        kind=matter.kind,
+        urgent=matter.urgent if urgent is None else urgent,
+        major=major,
+        rule_version=decision["rule_version"],
+        routing={k: decision[k] for k in ("department", "location", "explanation", "level")},
+        lead_department=decision["department"]["code"],
+        status="pending_dispatch",
+        received_at=received_at,
+        created_by=actor,
+        call_id=call_id,
+        ruled_departments=[],
+    )
+    session.add(ticket)
+    session.flush()
+    if matter_code:
+        routing_service.record_choice(session, text=content, matter_code=matter.code)
+    _dispatch_to(session, ticket, decision["department"]["code"], co_departments or [], now)
+    _record(
+        session,
+        ticket,
+        "create",
+        actor,
+        None,
+        channel=channel,
+        department=ticket.lead_department,
+        rule_version=ticket.rule_version,
+    )
+    session.flush()
+    publish_change(session, ticket, "ticket.created")
+    return ticket, find_duplicates(session, ticket)
+
+
+def find_duplicates(session: Session, ticket: Ticket) -> list[str]:
+    if not (ticket.caller_phone and ticket.town_code):
+        return []
+    return list(
+        session.scalars(
+            select(Ticket.number)
+            .where(
+                Ticket.caller_phone == ticket.caller_phone,
+                Ticket.matter_code == ticket.matter_code,
+                Ticket.town_code == ticket.town_code,
+                Ticket.received_at >= ticket.received_at - DUPLICATE_WINDOW,
+                Ticket.received_at <= ticket.received_at,
+                Ticket.id != ticket.id,
+            )
+            .order_by(Ticket.received_at.desc())
+            .limit(10)
+        )
+    )
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def get(session: Session, principal: Principal, number: str) -> Ticket:
+    """The ticket, if the caller may see it; a department never learns others' tickets exist."""
+    ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+    if ticket is None or not can_see(principal, ticket):
+        raise NotFound("ticket.not_found", f"no ticket {number}")
+    return ticket
+
+
+def trail(session: Session, ticket: Ticket) -> list[TicketAction]:
+    return list(
+        session.scalars(
+            select(TicketAction)
+            .where(TicketAction.ticket_id == ticket.id)
+            .order_by(TicketAction.id)
+        )
+    )
+
+
+def deadline_status(ticket: Ticket, now: datetime | None = None) -> str | None:
+    """ok / due_soon (yellow) / overdue (red) against the deadline running now."""
+    if ticket.due_at is None:
+        return None
+    start = ticket.accepted_at if ticket.status == "accepted" else ticket.dispatched_at
+    return str(deadlines.classify(now or utcnow(), start or ticket.received_at, ticket.due_at))
+
+
+def search(
+    session: Session,
+    principal: Principal,
+    *,
+    status: str | None = None,
+    due: str | None = None,
+    department: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[Ticket]:
+    """A department's inbox (its open tickets by deadline), or any tickets for hotline roles."""
+    now = utcnow()
+    is_department_only = not (principal.roles & HOTLINE_ROLES)
+    if is_department_only:
+        codes = sorted(principal.departments)
+        if department:
+            if department not in principal.departments:
+                return []
+            codes = [department]
+        query = (
+            select(Ticket)
+            .join(TicketDepartment, TicketDepartment.ticket_id == Ticket.id)
+            .where(TicketDepartment.department_code.in_(codes))
+        )
+        if status is None:
+            query = query.where(TicketDepartment.open.is_(True))
+        due_column = TicketDepartment.due_at
+    else:
+        query = select(Ticket)
+        if department:
+            query = query.where(Ticket.lead_department == department)
+        due_column = Ticket.due_at
+    if status:
+        query = query.where(Ticket.status == status)
+    if due == "overdue":
+        query = query.where(due_column < now)
+    elif due == "soon":
+        # Past 80 % of the time is "due soon"; a day ahead is a close, index-friendly bound.
+        query = query.where(due_column >= now, due_column < now + timedelta(days=1))
+    query = query.order_by(due_column.is_(None), due_column, Ticket.id).offset(offset).limit(limit)
+    return list(session.scalars(query).unique())
+
+
+# -- acting ----------------------------------------------------------------------------------------
+
+
+def _check(principal: Principal, ticket: Ticket, action: str, expected_version: int | None):
+    rule = ACTIONS[action]
+    if not principal.has_any(*rule.roles, "admin"):
+        raise Forbidden("auth.forbidden", f"{action} needs one of the roles {list(rule.roles)}")
+    if (
+        rule.lead_department_only
+        and "admin" not in principal.roles
+        and ticket.lead_department not in principal.departments
+    ):
+        raise Forbidden("ticket.not_lead", f"only the lead department may {action} this ticket")
+    if expected_version is not None and expected_version != ticket.version:
+        raise Conflict(
+            "ticket.version_conflict",
+            f"the ticket changed (version {ticket.version}, you saw {expected_version}); reload",
+        )
+    if ticket.status not in rule.statuses:
+        raise Conflict(
+            "ticket.invalid_transition",
+            f"cannot {action} a ticket that is {ticket.status}",
+            status=ticket.status,
+        )
+
+
+def _flush(session: Session) -> None:
+    try:
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(
+            "ticket.version_conflict", "someone else changed this ticket at the same time; reload"
+        ) from exc
+
+
+def act(
+    session: Session,
+    principal: Principal,
+    number: str,
+    action: str,
+    body: dict[str, Any],
+) -> Ticket:
+    """Apply one lifecycle action; refusals are 403 (role), 404 (unseen) or 409 (state)."""
+    if action not in ACTIONS:
+        raise Conflict("ticket.invalid_transition", f"unknown action {action!r}")
+    ticket = get(session, principal, number)
+    _check(principal, ticket, action, body.get("version"))
+    before = ticket.status
+    now = utcnow()
+    # Every action touches the row, so the version check guards actions that only add rows
+    # elsewhere (an extension request) as much as status changes.
+    ticket.updated_at = now
+    handler = _HANDLERS[action]
+    detail = handler(session, principal, ticket, body, now) or {}
+    _flush(session)
+    _record(session, ticket, action, principal.username, before, **detail)
+    publish_change(session, ticket, f"ticket.{action.replace('-', '_')}")
+    _follow_parent(session, ticket, action, principal.username, now)
+    _flush(session)
+    return ticket
+
+
+def _do_dispatch(session, principal, ticket: Ticket, body, now) -> dict:
+    department = body.get("department")
+    if not department:
+        raise AppError("ticket.department_required", "say which department to dispatch to")
+    routing = routing_service.current_routing(session)
+    known = routing.ruleset.department_by_code
+    for code in [department, *body.get("co_departments", [])]:
+        if code not in known:
+            raise AppError("ticket.unknown_department", f"unknown department {code!r}")
+    if department == DESK:
+        raise AppError("ticket.bad_department", "dispatch to a department, not to the desk")
+    if body.get("final_ruling"):
+        ticket.ruled_departments = sorted({*ticket.ruled_departments, department})
+    previous = ticket.lead_department
+    _dispatch_to(session, ticket, department, body.get("co_departments", []), now)
+    return {
+        "from": previous,
+        "to": department,
+        "final_ruling": bool(body.get("final_ruling")),
+        "note": body.get("note"),
+    }
+
+
+def _do_accept(session, principal, ticket: Ticket, body, now) -> dict:
+    ticket.status = "accepted"
+    ticket.accepted_at = now
+    ticket.accepted_on_time = ticket.accept_deadline is None or now <= ticket.accept_deadline
+    ticket.finish_deadline = deadlines.finish_deadline(
+        deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, now
+    )
+    _set_due(ticket, ticket.finish_deadline)
+    _schedule(session, ticket, "finish", now, ticket.finish_deadline)
+    return {"finish_deadline": ticket.finish_deadline.isoformat()}
+
+
+def _do_return(session, principal, ticket: Ticket, body, now) -> dict:
+    reason = (body.get("reason") or "").strip()
+    if not reason:
+        raise AppError("ticket.reason_required", "a return needs a reason")
+    if ticket.lead_department in ticket.ruled_departments:
+        raise Conflict(
+            "ticket.final_ruling",
+            "the dispatcher ruled this ticket is yours (审定); it cannot be returned again",
+        )
+    department = ticket.lead_department
+    ticket.return_count += 1
+    publish_change(session, ticket, "ticket.returned_away")  # the department's inbox drops it
+    _dispatch_to(session, ticket, DESK, [], now)
+    return {"reason": reason, "returned_by": department}
+
+
+def _do_request_extension(session, principal, ticket: Ticket, body, now) -> dict:
+    if ticket.finish_deadline and now > ticket.finish_deadline:
+        raise Conflict(
+            "ticket.deadline_passed", "an extension must be asked for before the deadline"
+        )
+    pending = session.scalar(
+        select(ExtensionRequest).where(
+            ExtensionRequest.ticket_id == ticket.id, ExtensionRequest.status == "pending"
+        )
+    )
+    if pending is not None:
+        raise Conflict("ticket.extension_pending", "an extension request is already waiting")
+    reason = (body.get("reason") or "").strip()
+    if not reason:
+        raise AppError("ticket.reason_required", "an extension needs a reason")
+    working_days, hours = body.get("working_days"), body.get("hours")
+    if ticket.urgent:
+        if not hours or hours < 1:
+            raise AppError("ticket.bad_extension", "urgent tickets are extended in hours")
+        working_days = None
+    elif not working_days or working_days < 1:
+        raise AppError("ticket.bad_extension", "give the extension in working days (≥ 1)")
+    session.add(
+        ExtensionRequest(
+            ticket_id=ticket.id,
+            department_code=ticket.lead_department,
+            requested_by=principal.username,
+            working_days=working_days,
+            hours=hours if ticket.urgent else None,
+            reason=reason,
+        )
+    )
+    return {"working_days": working_days, "hours": hours, "reason": reason}
+
+
+def _do_decide_extension(session, principal, ticket: Ticket, body, now) -> dict:
+    request = session.scalar(
+        select(ExtensionRequest).where(
+            ExtensionRequest.ticket_id == ticket.id, ExtensionRequest.status == "pending"
+        )
+    )
+    if request is None:
+        raise Conflict("ticket.invalid_transition", "no extension request is waiting")
+    approve = body.get("approve")
+    if not isinstance(approve, bool):
+        raise AppError("ticket.decision_required", "say approve: true or false")
+    request.status = "approved" if approve else "rejected"
+    request.decided_by, request.decided_at = principal.username, now
+    request.comment = body.get("comment")
+    detail: dict[str, Any] = {"approved": approve, "comment": request.comment}
+    if approve and ticket.finish_deadline is not None:
+        ticket.finish_deadline = deadlines.extend(
+            ticket.finish_deadline,
+            working_days=request.working_days,
+            hours=request.hours,
+            calendar=working_calendar(session),
+        )
+        ticket.overdue = False
+        _set_due(ticket, ticket.finish_deadline)
+        _schedule(session, ticket, "finish", now, ticket.finish_deadline)
+        detail["finish_deadline"] = ticket.finish_deadline.isoformat()
+    return detail
+
+
+def _do_reply(session, principal, ticket: Ticket, body, now) -> dict:
+    text = (body.get("reply") or "").strip()
+    if not text:
+        raise AppError("ticket.reply_required", "a reply needs the result of the handling")
+    ticket.status = "replied"
+    ticket.reply = text
+    ticket.replied_at = now
+    ticket.finished_on_time = ticket.finish_deadline is None or now <= ticket.finish_deadline
+    _set_due(ticket, None, open_=False)
+    return {"reply": text}
+
+
+def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
+    satisfaction = body.get("satisfaction")
+    if satisfaction not in SATISFACTION:
+        raise AppError("ticket.bad_satisfaction", f"satisfaction must be one of {SATISFACTION}")
+    resolved = bool(body.get("resolved", satisfaction != "unsatisfied"))
+    ticket.satisfaction, ticket.resolved = satisfaction, resolved
+    if satisfaction == "unsatisfied":
+        ticket.status = "accepted"  # 重办: back to the same department, with a new deadline
+        ticket.reopen_count += 1
+        ticket.accepted_at = now
+        ticket.finish_deadline = deadlines.finish_deadline(
+            deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, now
+        )
+        ticket.finished_on_time = None
+        _set_due(ticket, ticket.finish_deadline)
+        _schedule(session, ticket, "finish", now, ticket.finish_deadline)
+    else:
+        ticket.status = "visited"
+    return {"satisfaction": satisfaction, "resolved": resolved, "note": body.get("note")}
+
+
+def _do_close(session, principal, ticket: Ticket, body, now) -> dict:
+    ticket.status = "closed"
+    ticket.closed_at = now
+    _set_due(ticket, None, open_=False)
+    return {"note": body.get("note")}
+
+
+def _do_supervise(session, principal, ticket: Ticket, body, now) -> dict:
+    note = (body.get("note") or "").strip()
+    if not note:
+        raise AppError("ticket.note_required", "supervision needs a note for the department")
+    ticket.supervise_count += 1
+    return {"note": note}
+
+
+def _do_answer_directly(session, principal, ticket: Ticket, body, now) -> dict:
+    answer = (body.get("answer") or "").strip()
+    if not answer:
+        raise AppError("ticket.answer_required", "say what the caller was told")
+    ticket.status = "closed"
+    ticket.reply = answer
+    ticket.replied_at = ticket.closed_at = now
+    ticket.first_contact_resolution = True
+    ticket.resolved = True
+    _set_due(ticket, None, open_=False)
+    return {"answer": answer, "article": body.get("article_key")}
+
+
+_HANDLERS = {
+    "dispatch": _do_dispatch,
+    "accept": _do_accept,
+    "return": _do_return,
+    "request-extension": _do_request_extension,
+    "decide-extension": _do_decide_extension,
+    "reply": _do_reply,
+    "visit": _do_visit,
+    "close": _do_close,
+    "supervise": _do_supervise,
+    "answer-directly": _do_answer_directly,
+}
+
+
+# -- duplicates ------------------------------------------------------------------------------------
+
+
+_FOLLOWED = {"reply", "close", "answer-directly"}
+
+
+def _follow_parent(session: Session, parent: Ticket, action: str, actor: str, now) -> None:
+    """Linked duplicates follow their parent's reply and closing."""
+    if action not in _FOLLOWED:
+        return
+    children = session.scalars(
+        select(Ticket).where(Ticket.parent_id == parent.id, Ticket.status.in_(OPEN_STATUSES))
+    ).all()
+    for child in children:
+        before = child.status
+        child.status = parent.status
+        child.reply = parent.reply
+        child.replied_at = parent.replied_at
+        child.closed_at = parent.closed_at
+        _set_due(child, None, open_=False)
+        _record(session, child, "follow_parent", actor, before, parent=parent.number)
+        publish_change(session, child, "ticket.follow_parent", parent=parent.number)
+
+
+def link(session: Session, principal: Principal, number: str, parent_number: str) -> Ticket:
+    if not principal.roles & HOTLINE_ROLES:
+        raise Forbidden("auth.forbidden", "only hotline staff link duplicates")
+    ticket = get(session, principal, number)
+    parent = get(session, principal, parent_number)
+    if parent.id == ticket.id or parent.parent_id is not None:
+        raise Conflict(
+            "ticket.bad_link", "link to an original ticket, not to itself or a duplicate"
+        )
+    if session.scalar(select(func.count()).where(Ticket.parent_id == ticket.id)):
+        raise Conflict("ticket.bad_link", "this ticket has duplicates of its own; link those")
+    before = ticket.status
+    ticket.parent_id = parent.id
+    _record(session, ticket, "link", principal.username, before, parent=parent.number)
+    _flush(session)
+    return ticket
+
+
+def unlink(session: Session, principal: Principal, number: str) -> Ticket:
+    if not principal.roles & HOTLINE_ROLES:
+        raise Forbidden("auth.forbidden", "only hotline staff unlink duplicates")
+    ticket = get(session, principal, number)
+    if ticket.parent_id is None:
+        raise Conflict("ticket.bad_link", "this ticket is not linked")
+    ticket.parent_id = None
+    _record(session, ticket, "unlink", principal.username, ticket.status)
+    _flush(session)
+    return ticket
+
+
+def parent_number(session: Session, ticket: Ticket) -> str | None:
+    if ticket.parent_id is None:
+        return None
+    return session.scalar(select(Ticket.number).where(Ticket.id == ticket.parent_id))
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+REPORT_GROUPS = {
+    "department": Ticket.lead_department,
+    "matter": Ticket.matter_code,
+    "area": Ticket.area_code,
+}
+
+
+def report(
+    session: Session,
+    principal: Principal,
+    *,
+    by: str,
+    start: datetime,
+    end: datetime,
+) -> list[dict[str, Any]]:
+    """Per department, matter or area: received, on-time acceptance and finishing, returns,
+    satisfaction over the tickets received in [start, end), and open and overdue right now."""
+    if by not in REPORT_GROUPS:
+        raise AppError("report.bad_group", f"by must be one of {list(REPORT_GROUPS)}")
+    if end <= start:
+        raise AppError("report.bad_range", "end must be after start")
+    key = REPORT_GROUPS[by]
+    now = utcnow()
+    satisfied = Ticket.satisfaction.in_(("satisfied", "basically_satisfied"))
+    query = (
+        select(
+            key.label("key"),
+            func.count().label("received"),
+            func.count().filter(Ticket.accepted_on_time.is_(True)).label("accepted_on_time"),
+            func.count().filter(Ticket.accepted_at.is_not(None)).label("accepted"),
+            func.count().filter(Ticket.finished_on_time.is_(True)).label("finished_on_time"),
+            func.count().filter(Ticket.replied_at.is_not(None)).label("finished"),
+            func.coalesce(func.sum(Ticket.return_count), 0).label("returns"),
+            func.count().filter(satisfied).label("satisfied"),
+            func.count().filter(Ticket.satisfaction.is_not(None)).label("visited"),
+            func.count().filter(Ticket.status.in_(OPEN_STATUSES)).label("open_now"),
+            func.count()
+            .filter(and_(Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < now))
+            .label("overdue_now"),
+        )
+        .where(Ticket.received_at >= start, Ticket.received_at < end)
+        .group_by(key)
+        .order_by(key)
+    )
+    if not principal.roles & HOTLINE_ROLES:
+        query = query.where(
+            or_(
+                Ticket.lead_department.in_(sorted(principal.departments)),
+                Ticket.id.in_(
+                    select(TicketDepartment.ticket_id).where(
+                        TicketDepartment.department_code.in_(sorted(principal.departments))
+                    )
+                ),
+            )
+        )
+    rows = []
+    for r in session.execute(query):
+        rows.append(
+            {
+                "key": r.key,
+                "received": r.received,
+                "accepted_on_time": r.accepted_on_time,
+                "finished_on_time": r.finished_on_time,
+                "returns": int(r.returns),
+                "satisfaction_rate": round(r.satisfied / r.visited, 4) if r.visited else None,
+                "visited": r.visited,
+                "open_now": r.open_now,
+                "overdue_now": r.overdue_now,
+            }
+        )
+    return rows
