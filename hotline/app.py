@@ -11,10 +11,12 @@ from fastapi.responses import HTMLResponse
 
 from dispatch.routing.router import router as routing_router
 from dispatch.tickets.router import router as tickets_router
+from hotline.calls.router import router as calls_router
 from hotline.core import metrics
 from hotline.core.errors import install_error_handlers
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
+from hotline.kpi.router import router as kpi_router
 
 
 @asynccontextmanager
@@ -38,6 +40,8 @@ def create_app() -> FastAPI:
     app.include_router(core_router)
     app.include_router(routing_router)
     app.include_router(tickets_router)
+    app.include_router(calls_router)
+    app.include_router(kpi_router)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):

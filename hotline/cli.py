@@ -15,6 +15,7 @@ import httpx
 import typer
 
 from dispatch.routing import service as routing_service
+from hotline.calls import service as calls_service
 from hotline.core import migrate
 from hotline.core.settings import get_settings
 
@@ -140,7 +141,7 @@ def _seed_reference_data() -> list[str]:
 
 
 # Each domain contributes a loader of the reference data it owns; the CLI only orders them.
-SEED_LOADERS = [routing_service.seed_reference]
+SEED_LOADERS = [routing_service.seed_reference, calls_service.seed_queues]
 
 
 @app.command()
@@ -266,6 +267,22 @@ def route_replay(
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         typer.echo(replay.format_report(report, since_day))
+
+
+kpi_app = typer.Typer(help="KPI maintenance.", no_args_is_help=True)
+app.add_typer(kpi_app, name="kpi")
+
+
+@kpi_app.command("rebuild")
+def kpi_rebuild() -> None:
+    """Recompute the hourly answer-rate buckets (after changing the threshold settings)."""
+    from hotline.core.db import transaction
+    from hotline.kpi import service as kpi_service
+
+    _prepare_database()
+    with transaction() as session:
+        count = kpi_service.rebuild_buckets(session)
+    typer.echo(f"rebuilt the answer-rate buckets from {count} requests")
 
 
 def _create_demo_users() -> None:

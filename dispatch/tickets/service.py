@@ -329,6 +329,49 @@ def find_duplicates(session: Session, ticket: Ticket) -> list[str]:
 # -- reading ---------------------------------------------------------------------------------------
 
 
+def caller_history(session: Session, phone: str, limit: int = 20) -> list[dict[str, Any]]:
+    """A caller's tickets for the agent's screen: open ones first, then the latest."""
+    if not phone:
+        return []
+    tickets = session.scalars(
+        select(Ticket)
+        .where(Ticket.caller_phone == phone)
+        .order_by(Ticket.status.in_(OPEN_STATUSES).desc(), Ticket.received_at.desc())
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "number": t.number,
+            "status": t.status,
+            "open": t.status in OPEN_STATUSES,
+            "matter_code": t.matter_code,
+            "content": t.content[:200],
+            "lead_department": t.lead_department,
+            "received_at": t.received_at.isoformat(),
+            "reply": t.reply,
+        }
+        for t in tickets
+    ]
+
+
+def overdue_by_department(session: Session) -> list[dict[str, Any]]:
+    """Open tickets past their running deadline, per lead department (for the wall)."""
+    rows = session.execute(
+        select(Ticket.lead_department, func.count())
+        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < utcnow())
+        .group_by(Ticket.lead_department)
+        .order_by(func.count().desc(), Ticket.lead_department)
+    ).all()
+    return [{"department": code, "overdue": n} for code, n in rows]
+
+
+def numbers_for_call(session: Session, call_id: str) -> list[str]:
+    """Tickets (or direct answers) a call produced."""
+    return list(
+        session.scalars(select(Ticket.number).where(Ticket.call_id == call_id).order_by(Ticket.id))
+    )
+
+
 def get(session: Session, principal: Principal, number: str) -> Ticket:
     """The ticket, if the caller may see it; a department never learns others' tickets exist."""
     ticket = session.scalar(select(Ticket).where(Ticket.number == number))

@@ -43,6 +43,17 @@ class Settings(BaseSettings):
         1.0, description="how often a process retries outbox rows Redis did not take"
     )
     log_level: str = Field("INFO", description="Python logging level")
+    answer_threshold_seconds: int = Field(
+        15, description="a call answered within this many seconds counts as answered in time"
+    )
+    short_abandon_seconds: int = Field(
+        0, description="abandons quicker than this leave the answer rate's denominator"
+    )
+    answer_rate_target: float = Field(0.90, description="the 15-second rate target (alerts)")
+    merged_hotlines: list[str] = Field(
+        default_factory=lambda: ["12315", "12333"],
+        description="other hotlines answered through 12345 (一号接听), one queue each",
+    )
     deadline_policy: dict[str, Any] = Field(
         default_factory=dict,
         description="JSON overrides of the ticket deadline policy, e.g. "

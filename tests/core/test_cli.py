@@ -27,6 +27,9 @@ SUBCOMMANDS = [
     ["db", "current"],
     ["user"],
     ["user", "create"],
+    ["route"],
+    ["route", "replay"],
+    ["kpi", "rebuild"],
 ]
 
 

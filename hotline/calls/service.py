@@ -1,0 +1,529 @@
+"""Call intake: events from the telephony system, the requests derived from them, agents, queues.
+
+Terms owned here: 专席 specialist seat (a queue for one line of business: 社保专席 social
+security ``social_security``, 综合专席 the general desk ``general``); 一号接听 "one number
+answers all": other hotlines merged into 12345 (12315, 12333 …), each a queue of its own.
+
+The requests of a call are derived again from ALL its events each time one arrives. That makes
+the result independent of the order and timing in which events reach us: a late ``answered``
+or a repeated ``offered`` changes nothing but what the events themselves say. The hourly KPI
+buckets are updated by the difference between the old and the new derivation.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from dispatch.tickets import service as ticket_service
+from hotline.calls.models import (
+    AgentStateChange,
+    AgentStatus,
+    CallEvent,
+    CallOffer,
+    HotlineQueue,
+    KpiBucket,
+)
+from hotline.core.db import utcnow
+from hotline.core.errors import AppError
+from hotline.core.events import publish_after_commit
+from hotline.core.settings import get_settings
+
+EVENT_TYPES = (
+    "offered",
+    "answered",
+    "abandoned",
+    "ended",
+    "transferred",
+    "ivr_entered",
+    "ivr_selected",
+)
+# Events stamped with the same instant are applied in the order a call lives through them.
+_ORDER = {
+    t: i
+    for i, t in enumerate(
+        ("ivr_entered", "ivr_selected", "offered", "answered", "abandoned", "transferred", "ended")
+    )
+}
+AGENT_STATES = ("logged_out", "ready", "on_call", "after_call_work", "break")
+
+DEFAULT_QUEUES = [
+    {"code": "general", "name": "综合专席", "number": "12345"},
+    {
+        "code": "social_security",
+        "name": "社保专席",
+        "number": "12345",
+        "overflow_to": "general",
+        "overflow_after_seconds": 30,
+    },
+]
+
+
+class CallEventIn(BaseModel):
+    """One event from the telephony system (CTI)."""
+
+    event_id: str = Field(min_length=1, max_length=64)
+    type: Literal[
+        "offered", "answered", "abandoned", "ended", "transferred", "ivr_entered", "ivr_selected"
+    ]
+    call_id: str = Field(min_length=1, max_length=64)
+    at: datetime
+    queue: str | None = Field(None, max_length=32)
+    agent: str | None = Field(None, max_length=64)
+    caller: str | None = Field(None, max_length=32)
+    option: str | None = Field(None, max_length=32, description="ivr_selected: the key pressed")
+    reason: str | None = Field(None, max_length=32, description="abandoned: e.g. timeout")
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("`at` needs a time zone offset, e.g. 2026-11-28T09:00:00+08:00")
+        return value.astimezone(UTC)
+
+    def check(self) -> None:
+        if self.type in ("offered", "transferred") and not self.queue:
+            raise ValueError(f"a `{self.type}` event needs `queue`")
+        if self.type == "answered" and not self.agent:
+            raise ValueError("an `answered` event needs `agent` (the agent's user name)")
+
+
+@dataclass
+class DerivedOffer:
+    seq: int
+    queue: str
+    offered_at: datetime
+    caller: str | None
+    answered_at: datetime | None = None
+    agent: str | None = None
+    abandoned_at: datetime | None = None
+    transferred_at: datetime | None = None
+    ended_at: datetime | None = None
+    timeout: bool = False
+    overflowed_from: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        return bool(self.answered_at or self.abandoned_at or self.transferred_at or self.ended_at)
+
+    @property
+    def outcome(self) -> str:
+        if self.answered_at:
+            return "answered"
+        if self.abandoned_at:
+            return "timeout" if self.timeout else "abandoned"
+        if self.transferred_at:
+            return "transferred"
+        return "waiting"
+
+    @property
+    def wait_seconds(self) -> float | None:
+        end = self.answered_at or self.abandoned_at or self.transferred_at
+        return (end - self.offered_at).total_seconds() if end else None
+
+    @property
+    def talk_seconds(self) -> float | None:
+        if self.answered_at and (self.ended_at or self.transferred_at):
+            return ((self.transferred_at or self.ended_at) - self.answered_at).total_seconds()
+        return None
+
+    def columns(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "queue": self.queue,
+            "caller": self.caller,
+            "offered_at": self.offered_at,
+            "answered_at": self.answered_at,
+            "agent": self.agent,
+            "abandoned_at": self.abandoned_at,
+            "transferred_at": self.transferred_at,
+            "ended_at": self.ended_at,
+            "wait_seconds": self.wait_seconds,
+            "talk_seconds": self.talk_seconds,
+            "outcome": self.outcome,
+            "overflowed_from": self.overflowed_from,
+        }
+
+
+def derive_offers(events: Iterable[CallEvent | CallEventIn]) -> list[DerivedOffer]:
+    """The requests one call made of agent queues, from its events in any order.
+
+    An ``offered`` while the caller is still waiting is an overflow (same request, new queue);
+    a ``transferred`` ends the request and offers a new one to the target queue; a call that
+    ends while waiting was abandoned.
+    """
+    ordered = sorted(events, key=lambda e: (e.at, _ORDER[e.type], e.event_id))
+    offers: list[DerivedOffer] = []
+    current: DerivedOffer | None = None
+    caller: str | None = None
+    for event in ordered:
+        caller = caller or event.caller
+        if event.type == "offered":
+            if current is not None and not current.settled:
+                if event.queue != current.queue:
+                    current.overflowed_from = current.overflowed_from or current.queue
+                    current.queue = event.queue
+                continue
+            current = DerivedOffer(len(offers), event.queue, event.at, event.caller or caller)
+            offers.append(current)
+        elif event.type == "transferred":
+            # The request being handled (waiting, or answered and talking) ends here.
+            if current is not None and not (
+                current.abandoned_at or current.ended_at or current.transferred_at
+            ):
+                current.transferred_at = event.at
+            current = DerivedOffer(len(offers), event.queue, event.at, caller)
+            offers.append(current)
+        elif current is None:
+            continue  # IVR events, or an answer/abandon whose offer has not arrived yet
+        elif event.type == "answered":
+            if not current.answered_at and not current.abandoned_at:
+                current.answered_at, current.agent = event.at, event.agent
+        elif event.type == "abandoned":
+            if not current.answered_at and not current.abandoned_at:
+                current.abandoned_at = event.at
+                current.timeout = (
+                    event.data if isinstance(event, CallEvent) else {"reason": event.reason}
+                ).get("reason") == "timeout"
+        elif event.type == "ended" and current.ended_at is None:
+            current.ended_at = event.at
+            if not current.answered_at and not current.abandoned_at:
+                current.abandoned_at = event.at  # the caller hung up while waiting
+    return offers
+
+
+# -- KPI bucket arithmetic -----------------------------------------------------------------------
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def bucket_contribution(offer: CallOffer | DerivedOffer) -> tuple[tuple[str, datetime], dict]:
+    """What one request adds to its queue's hour, under the configured threshold."""
+    settings = get_settings()
+    wait = offer.wait_seconds
+    answered = offer.answered_at is not None
+    abandoned = offer.abandoned_at is not None and not answered
+    short = abandoned and wait is not None and wait < settings.short_abandon_seconds
+    talk = offer.talk_seconds
+    return (offer.queue, _hour(offer.offered_at)), {
+        "offered": 1,
+        "answered": int(answered),
+        "answered_within": int(
+            answered and wait is not None and wait <= settings.answer_threshold_seconds
+        ),
+        "abandoned": int(abandoned),
+        "short_abandoned": int(short),
+        "wait_sum": wait if answered and wait is not None else 0.0,
+        "talk_sum": talk or 0.0,
+        "talk_count": int(talk is not None),
+    }
+
+
+def _apply_bucket_deltas(session: Session, deltas: dict[tuple[str, datetime], dict]) -> None:
+    rows = [
+        {"queue": queue, "hour": hour, **values}
+        for (queue, hour), values in deltas.items()
+        if any(values.values())
+    ]
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(KpiBucket)
+    columns = [c for c in rows[0] if c not in ("queue", "hour")]
+    statement = statement.on_conflict_do_update(
+        index_elements=["queue", "hour"],
+        set_={c: getattr(KpiBucket, c) + getattr(statement.excluded, c) for c in columns},
+    )
+    session.execute(statement, rows)
+
+
+# -- ingestion ---------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestResult:
+    results: list[dict[str, Any]] = field(default_factory=list)
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+
+
+def _lock_calls(session: Session, call_ids: list[str]) -> None:
+    """Serialise work on one call across processes (PostgreSQL); SQLite writers are serial."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for call_id in sorted(call_ids):
+        key = zlib.crc32(call_id.encode())
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def known_queues(session: Session) -> set[str]:
+    return set(session.scalars(select(HotlineQueue.code).where(HotlineQueue.active)))
+
+
+def ingest(session: Session, raw_events: list[dict[str, Any]]) -> IngestResult:
+    """Store new events, ignore repeats, refuse bad ones one by one, re-derive touched calls.
+
+    Returns one result per input event, in order: accepted, duplicate or rejected (with why).
+    """
+    outcome = IngestResult()
+    queues = known_queues(session)
+    valid: dict[str, CallEventIn] = {}
+    positions: list[tuple[int, str | None]] = []
+    for index, raw in enumerate(raw_events):
+        try:
+            event = CallEventIn.model_validate(raw)
+            event.check()
+            if (
+                event.queue
+                and event.type in ("offered", "transferred")
+                and event.queue not in queues
+            ):
+                raise ValueError(f"unknown queue {event.queue!r}; known: {sorted(queues)}")
+        except (ValidationError, ValueError) as exc:
+            message = _first_error(exc)
+            event_id = raw.get("event_id") if isinstance(raw, dict) else None
+            outcome.results.append(
+                {"index": index, "event_id": event_id, "status": "rejected", "error": message}
+            )
+            outcome.rejected += 1
+            positions.append((index, None))
+            continue
+        outcome.results.append({"index": index, "event_id": event.event_id, "status": "pending"})
+        positions.append((index, event.event_id))
+        valid.setdefault(event.event_id, event)
+    existing = set()
+    if valid:
+        existing = set(
+            session.scalars(select(CallEvent.event_id).where(CallEvent.event_id.in_(list(valid))))
+        )
+    fresh: dict[str, CallEventIn] = {}
+    for result in outcome.results:
+        if result["status"] != "pending":
+            continue
+        event_id = result["event_id"]
+        if event_id in existing or event_id in fresh:
+            result["status"] = "duplicate"
+            outcome.duplicates += 1
+        else:
+            fresh[event_id] = valid[event_id]
+            result["status"] = "accepted"
+            outcome.accepted += 1
+    if fresh:
+        call_ids = sorted({e.call_id for e in fresh.values()})
+        _lock_calls(session, call_ids)
+        session.add_all(
+            CallEvent(
+                event_id=e.event_id,
+                call_id=e.call_id,
+                type=e.type,
+                at=e.at,
+                queue=e.queue,
+                agent=e.agent,
+                caller=e.caller,
+                data={k: v for k, v in {"option": e.option, "reason": e.reason}.items() if v},
+            )
+            for e in fresh.values()
+        )
+        session.flush()
+        _rederive(session, call_ids)
+        _follow_agents(session, list(fresh.values()))
+    return outcome
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "event"
+        return f"{where}: {err.get('msg')}"
+    return str(exc)
+
+
+def _rederive(session: Session, call_ids: list[str]) -> None:
+    events_by_call: dict[str, list[CallEvent]] = defaultdict(list)
+    for event in session.scalars(select(CallEvent).where(CallEvent.call_id.in_(call_ids))):
+        events_by_call[event.call_id].append(event)
+    old_by_call: dict[str, list[CallOffer]] = defaultdict(list)
+    for offer in session.scalars(select(CallOffer).where(CallOffer.call_id.in_(call_ids))):
+        old_by_call[offer.call_id].append(offer)
+
+    deltas: dict[tuple[str, datetime], dict] = defaultdict(lambda: defaultdict(float))
+    changed_queues: set[str] = set()
+    for call_id in call_ids:
+        old = {o.seq: o for o in old_by_call.get(call_id, [])}
+        new = derive_offers(events_by_call[call_id])
+        for offer in old.values():
+            key, values = bucket_contribution(offer)
+            for name, value in values.items():
+                deltas[key][name] -= value
+        for derived in new:
+            key, values = bucket_contribution(derived)
+            for name, value in values.items():
+                deltas[key][name] += value
+            row = old.pop(derived.seq, None)
+            if row is None:
+                session.add(CallOffer(call_id=call_id, **derived.columns()))
+            else:
+                for name, value in derived.columns().items():
+                    setattr(row, name, value)
+            changed_queues.add(derived.queue)
+        for stale in old.values():
+            session.delete(stale)
+    session.flush()
+    _apply_bucket_deltas(
+        session,
+        {
+            key: {n: (int(v) if n not in ("wait_sum", "talk_sum") else v) for n, v in vals.items()}
+            for key, vals in deltas.items()
+        },
+    )
+    if changed_queues:
+        publish_after_commit(
+            session, "calls.queues", "calls.changed", {"queues": sorted(changed_queues)}
+        )
+
+
+# -- agents ------------------------------------------------------------------------------------
+
+
+def _follow_agents(session: Session, events: list[CallEventIn]) -> None:
+    """An answer puts the agent on the call and pops the caller's screen; the end of the
+    call puts the agent into after-call work."""
+    for event in sorted(events, key=lambda e: e.at):
+        if event.type == "answered" and event.agent:
+            set_state(session, event.agent, "on_call", call_id=event.call_id, at=event.at)
+            caller = event.caller or session.scalar(
+                select(CallOffer.caller).where(CallOffer.call_id == event.call_id).limit(1)
+            )
+            publish_after_commit(
+                session,
+                f"agent.{event.agent}",
+                "call.answered",
+                {
+                    "call_id": event.call_id,
+                    "caller": caller,
+                    "history": ticket_service.caller_history(session, caller or "", limit=10),
+                },
+            )
+        elif event.type == "ended":
+            status = session.scalar(
+                select(AgentStatus).where(AgentStatus.current_call_id == event.call_id)
+            )
+            if status is not None:
+                set_state(session, status.username, "after_call_work", at=event.at)
+
+
+def set_state(
+    session: Session,
+    username: str,
+    state: str,
+    *,
+    call_id: str | None = None,
+    at: datetime | None = None,
+) -> AgentStatus:
+    if state not in AGENT_STATES:
+        raise AppError("agent.bad_state", f"state must be one of {list(AGENT_STATES)}")
+    at = at or utcnow()
+    status = session.get(AgentStatus, username)
+    if status is None:
+        status = AgentStatus(username=username, skills=["general"])
+        session.add(status)
+    status.state, status.since = state, at
+    status.current_call_id = call_id if state == "on_call" else None
+    session.add(AgentStateChange(username=username, state=state, at=at))
+    session.flush()
+    publish_after_commit(
+        session, "calls.agents", "agent.state", {"username": username, "state": state}
+    )
+    return status
+
+
+def agents(session: Session) -> list[AgentStatus]:
+    return list(session.scalars(select(AgentStatus).order_by(AgentStatus.username)))
+
+
+def set_skills(session: Session, username: str, skills: list[str]) -> AgentStatus:
+    unknown = set(skills) - known_queues(session)
+    if unknown:
+        raise AppError("agent.unknown_queue", f"unknown queue(s) {sorted(unknown)}")
+    status = session.get(AgentStatus, username) or AgentStatus(username=username)
+    status.skills = sorted(set(skills))
+    session.add(status)
+    session.flush()
+    return status
+
+
+# -- queues ------------------------------------------------------------------------------------
+
+
+def seed_queues(session: Session) -> str:
+    """The general desk, the social-security seat and one queue per merged hotline."""
+    existing = set(session.scalars(select(HotlineQueue.code)))
+    rows = list(DEFAULT_QUEUES)
+    for number in get_settings().merged_hotlines:
+        rows.append(
+            {
+                "code": f"h{number}",
+                "name": f"{number}热线（一号接听）",
+                "number": number,
+                "overflow_to": "general",
+                "overflow_after_seconds": 60,
+            }
+        )
+    added = [HotlineQueue(**row) for row in rows if row["code"] not in existing]
+    session.add_all(added)
+    session.flush()
+    return f"hotline queues: {len(added)} added" if added else "hotline queues: already loaded"
+
+
+def queue_state(session: Session, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Calls waiting now per queue, each one's wait, and the longest wait."""
+    now = now or utcnow()
+    waiting: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for offer in session.scalars(
+        select(CallOffer).where(CallOffer.outcome == "waiting").order_by(CallOffer.offered_at)
+    ):
+        waiting[offer.queue].append(
+            {
+                "call_id": offer.call_id,
+                "caller": offer.caller,
+                "wait_seconds": max(0.0, (now - offer.offered_at).total_seconds()),
+            }
+        )
+    result = []
+    for queue in session.scalars(select(HotlineQueue).order_by(HotlineQueue.code)):
+        calls = waiting.get(queue.code, [])
+        result.append(
+            {
+                "queue": queue.code,
+                "name": queue.name,
+                "number": queue.number,
+                "overflow_to": queue.overflow_to,
+                "waiting": len(calls),
+                "longest_wait_seconds": max((c["wait_seconds"] for c in calls), default=0.0),
+                "calls": calls,
+            }
+        )
+    return result
+
+
+def offers_in(
+    session: Session, start: datetime, end: datetime, queue: str | None = None
+) -> list[CallOffer]:
+    query = select(CallOffer).where(CallOffer.offered_at >= start, CallOffer.offered_at < end)
+    if queue:
+        query = query.where(CallOffer.queue == queue)
+    return list(session.scalars(query.order_by(CallOffer.offered_at, CallOffer.id)))

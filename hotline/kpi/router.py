@@ -1,0 +1,95 @@
+"""HTTP routes of the KPI wall: the answer rate for any window, the calls behind it, the rolling
+windows, the wall's snapshot and the staffing plan."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+
+from dispatch.tickets import service as ticket_service
+from hotline.calls import service as calls_service
+from hotline.calls.models import AlertState
+from hotline.core.auth import Principal, SessionDep, require_roles
+from hotline.core.settings import get_settings
+from hotline.kpi import service
+
+router = APIRouter(prefix="/api/v1/kpi", tags=["kpi"])
+
+Viewer = Annotated[Principal, Depends(require_roles("supervisor", "agent", "dispatcher"))]
+Queue = Annotated[str | None, Query(max_length=32)]
+
+
+@router.get("/answer-rate")
+def answer_rate(
+    session: SessionDep, _user: Viewer, start: datetime, end: datetime, queue: Queue = None
+) -> dict[str, Any]:
+    """{offered, answered, answered_within_threshold, abandoned, rate, threshold_seconds, …}
+    over [start, end), per queue or overall."""
+    return service.answer_rate(session, start, end, queue)
+
+
+@router.get("/answer-rate/calls")
+def answer_rate_calls(
+    session: SessionDep,
+    _user: Viewer,
+    start: datetime,
+    end: datetime,
+    queue: Queue = None,
+    category: Annotated[
+        Literal[
+            "answered_within",
+            "answered_late",
+            "abandoned",
+            "short_abandon",
+            "unanswered",
+            "waiting",
+        ]
+        | None,
+        Query(),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """The requests behind the figures, each with how it counted."""
+    return service.calls_behind(
+        session, start, end, queue, category=category, limit=limit, offset=offset
+    )
+
+
+@router.get("/rolling")
+def rolling(session: SessionDep, _user: Viewer, queue: Queue = None) -> dict[str, Any]:
+    """Last 15 minutes, last hour, today and this quarter."""
+    return service.rolling(session, queue)
+
+
+@router.get("/wall")
+def wall(session: SessionDep, _user: Viewer) -> dict[str, Any]:
+    """Everything the supervisors' wall shows, in one snapshot."""
+    queues = calls_service.queue_state(session)
+    agents = calls_service.agents(session)
+    by_state: dict[str, int] = {}
+    for agent in agents:
+        by_state[agent.state] = by_state.get(agent.state, 0) + 1
+    alert = session.get(AlertState, "answer_rate_15m")
+    return {
+        "target": get_settings().answer_rate_target,
+        "rolling": service.rolling(session),
+        "queues": [{k: v for k, v in q.items() if k != "calls"} for q in queues],
+        "waiting": sum(q["waiting"] for q in queues),
+        "longest_wait_seconds": max((q["longest_wait_seconds"] for q in queues), default=0.0),
+        "agents_by_state": by_state,
+        "alert": {"active": bool(alert and alert.active), "since": alert.since if alert else None},
+        "overdue_by_department": ticket_service.overdue_by_department(session),
+    }
+
+
+@router.get("/staffing")
+def staffing(
+    session: SessionDep, _user: Viewer, day: date | None = None, queue: Queue = None
+) -> list[dict[str, Any]]:
+    """Per half hour: agents needed for the target (Erlang C and A) beside agents on duty."""
+    tz = get_settings().tz
+    day = day or datetime.now(tz).date()
+    return service.staffing_plan(session, datetime.combine(day, time.min, tzinfo=tz), queue)

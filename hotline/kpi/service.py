@@ -1,0 +1,318 @@
+"""The wall's figures: the 15-second answer rate (15秒接通率) and its companions.
+
+Definition: requests answered by an agent within the threshold (a wait of exactly 15 s counts)
+of entering the agent queue, over all requests offered to agent queues in the window —
+abandoned and timed-out ones included, a transfer counting as a new request, abandons shorter
+than the short-abandon limit left out. A request still waiting and not yet past the threshold
+is not counted either way.
+
+Whole hours of a window come from the hourly buckets the intake keeps in step; only the ragged
+edges (and the last minutes, where requests may still be waiting) are read request by request.
+Both use the same contribution function, so the two paths agree to the call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hotline.calls import service as calls_service
+from hotline.calls.models import AlertState, CallOffer, KpiBucket
+from hotline.core.db import utcnow
+from hotline.core.errors import AppError
+from hotline.core.events import publish_after_commit
+from hotline.core.settings import get_settings
+
+_FIELDS = (
+    "offered",
+    "answered",
+    "answered_within",
+    "abandoned",
+    "short_abandoned",
+    "wait_sum",
+    "talk_sum",
+    "talk_count",
+)
+# Buckets are trusted only for hours that ended this long ago: later, calls may still wait.
+_SETTLED_AFTER = timedelta(minutes=5)
+MAX_WINDOW = timedelta(days=800)
+
+
+def _empty() -> dict[str, float]:
+    return dict.fromkeys(_FIELDS, 0)
+
+
+def _ceil_hour(moment: datetime) -> datetime:
+    floor = moment.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == moment else floor + timedelta(hours=1)
+
+
+def _pending(offer: CallOffer, now: datetime) -> bool:
+    threshold = get_settings().answer_threshold_seconds
+    return offer.outcome == "waiting" and now - offer.offered_at < timedelta(seconds=threshold)
+
+
+def _add_raw(totals: dict[str, float], offers: list[CallOffer], now: datetime) -> int:
+    waiting = 0
+    for offer in offers:
+        if _pending(offer, now):
+            waiting += 1
+            continue
+        _key, values = calls_service.bucket_contribution(offer)
+        for name, value in values.items():
+            totals[name] += value
+    return waiting
+
+
+def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise AppError("kpi.naive_time", "start and end need a time zone offset")
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    if end <= start:
+        raise AppError("kpi.bad_window", "end must be after start")
+    if end - start > MAX_WINDOW:
+        raise AppError("kpi.window_too_long", "a window may span at most 800 days")
+    return start, end
+
+
+def answer_rate(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    queue: str | None = None,
+    *,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The answer rate and companions over [start, end), for one queue or all of them."""
+    start, end = _check_window(start, end)
+    now = now or utcnow()
+    totals = _empty()
+    first_hour = _ceil_hour(start)
+    last_hour = min(end, now - _SETTLED_AFTER).replace(minute=0, second=0, microsecond=0)
+    waiting = 0
+    if first_hour < last_hour:
+        query = select(*[func.coalesce(func.sum(getattr(KpiBucket, f)), 0) for f in _FIELDS]).where(
+            KpiBucket.hour >= first_hour, KpiBucket.hour < last_hour
+        )
+        if queue:
+            query = query.where(KpiBucket.queue == queue)
+        for name, value in zip(_FIELDS, session.execute(query).one(), strict=True):
+            totals[name] += value
+        edges = [(start, first_hour), (last_hour, end)]
+    else:
+        edges = [(start, end)]
+    for edge_start, edge_end in edges:
+        if edge_start < edge_end:
+            waiting += _add_raw(
+                totals, calls_service.offers_in(session, edge_start, edge_end, queue), now
+            )
+    return _figures(totals, waiting)
+
+
+def _figures(totals: dict[str, float], waiting: int) -> dict[str, Any]:
+    threshold = get_settings().answer_threshold_seconds
+    denominator = int(totals["offered"] - totals["short_abandoned"])
+    answered = int(totals["answered"])
+    abandoned = int(totals["abandoned"] - totals["short_abandoned"])
+    return {
+        "offered": denominator,
+        "answered": answered,
+        "answered_within_threshold": int(totals["answered_within"]),
+        "abandoned": abandoned,
+        "short_abandoned": int(totals["short_abandoned"]),
+        "waiting": waiting,
+        "rate": round(totals["answered_within"] / denominator, 6) if denominator else None,
+        "threshold_seconds": threshold,
+        "average_speed_of_answer_seconds": (
+            round(totals["wait_sum"] / answered, 2) if answered else None
+        ),
+        "average_handle_seconds": (
+            round(totals["talk_sum"] / totals["talk_count"], 2) if totals["talk_count"] else None
+        ),
+        "abandon_rate": round(abandoned / denominator, 6) if denominator else None,
+    }
+
+
+def classify(offer: CallOffer) -> str:
+    """How one request counts: within / late / abandoned / short_abandon / unanswered."""
+    settings = get_settings()
+    if offer.answered_at is not None:
+        within = offer.wait_seconds is not None and offer.wait_seconds <= (
+            settings.answer_threshold_seconds
+        )
+        return "answered_within" if within else "answered_late"
+    if offer.abandoned_at is not None:
+        short = offer.wait_seconds is not None and offer.wait_seconds < (
+            settings.short_abandon_seconds
+        )
+        return "short_abandon" if short else "abandoned"
+    return "unanswered"
+
+
+def calls_behind(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    queue: str | None = None,
+    *,
+    category: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """Every request behind a figure, with how it counted, so any number can be checked."""
+    start, end = _check_window(start, end)
+    now = utcnow()
+    rows = []
+    for offer in calls_service.offers_in(session, start, end, queue):
+        counted = "waiting" if _pending(offer, now) else classify(offer)
+        if category and counted != category:
+            continue
+        rows.append(
+            {
+                "call_id": offer.call_id,
+                "seq": offer.seq,
+                "queue": offer.queue,
+                "caller": offer.caller,
+                "offered_at": offer.offered_at.isoformat(),
+                "answered_at": offer.answered_at.isoformat() if offer.answered_at else None,
+                "agent": offer.agent,
+                "wait_seconds": offer.wait_seconds,
+                "outcome": offer.outcome,
+                "counted_as": counted,
+            }
+        )
+    return {"total": len(rows), "calls": rows[offset : offset + limit]}
+
+
+def rolling(session: Session, queue: str | None = None, *, now: datetime | None = None) -> dict:
+    """The wall's rolling windows: last 15 minutes, last hour, today, this quarter."""
+    now = now or utcnow()
+    local = now.astimezone(get_settings().tz)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    quarter = today.replace(month=3 * ((local.month - 1) // 3) + 1, day=1)
+    windows = {
+        "last_15_minutes": now - timedelta(minutes=15),
+        "last_hour": now - timedelta(hours=1),
+        "today": today,
+        "quarter": quarter,
+    }
+    return {
+        name: answer_rate(session, begin, now + timedelta(microseconds=1), queue, now=now)
+        for name, begin in windows.items()
+    }
+
+
+def evaluate_alert(session: Session, *, now: datetime | None = None, minimum_calls: int = 10):
+    """Raise the alert when the last 15 minutes fall below target; clear it only 2 points
+    above target, so a rate hovering at the line does not flap."""
+    settings = get_settings()
+    now = now or utcnow()
+    figures = answer_rate(session, now - timedelta(minutes=15), now, now=now)
+    rate, offered = figures["rate"], figures["offered"]
+    state = session.get(AlertState, "answer_rate_15m")
+    if state is None:
+        state = AlertState(name="answer_rate_15m", active=False, since=now)
+        session.add(state)
+    state.last_rate = rate
+    if rate is None or offered < minimum_calls:
+        return state
+    target = settings.answer_rate_target
+    if not state.active and rate < target:
+        state.active, state.since = True, now
+        publish_after_commit(
+            session,
+            "kpi.alerts",
+            "kpi.answer_rate_low",
+            {"rate": rate, "target": target, "offered": offered},
+        )
+    elif state.active and rate >= target + 0.02:
+        state.active, state.since = False, now
+        publish_after_commit(
+            session, "kpi.alerts", "kpi.answer_rate_recovered", {"rate": rate, "target": target}
+        )
+    return state
+
+
+def rebuild_buckets(session: Session) -> int:
+    """Recompute every bucket from the requests (after the threshold setting changed)."""
+    from sqlalchemy import delete
+
+    session.execute(delete(KpiBucket))
+    sums: dict[tuple[str, datetime], dict[str, float]] = {}
+    count = 0
+    for offer in session.scalars(select(CallOffer).execution_options(yield_per=5000)):
+        key, values = calls_service.bucket_contribution(offer)
+        bucket = sums.setdefault(key, _empty())
+        for name, value in values.items():
+            bucket[name] += value
+        count += 1
+    session.add_all(
+        KpiBucket(queue=queue, hour=hour, **{n: v for n, v in values.items()})
+        for (queue, hour), values in sums.items()
+    )
+    session.flush()
+    return count
+
+
+ON_DUTY_STATES = ("ready", "on_call", "after_call_work")
+
+
+def staffing_plan(
+    session: Session, day: datetime, queue: str | None = None
+) -> list[dict[str, Any]]:
+    """Per half hour of ``day`` (local midnight): measured arrivals, handle time and patience,
+    agents needed for the target by Erlang C and Erlang A, and agents on duty at mid-slot."""
+    from hotline.calls.models import AgentStateChange
+    from hotline.kpi import staffing
+
+    settings = get_settings()
+    start = day.astimezone(UTC)
+    offers = calls_service.offers_in(session, start, start + timedelta(days=1), queue)
+    changes = session.scalars(
+        select(AgentStateChange)
+        .where(AgentStateChange.at < start + timedelta(days=1))
+        .order_by(AgentStateChange.at, AgentStateChange.id)
+    ).all()
+    slots = []
+    for index in range(48):
+        slot_start = start + timedelta(minutes=30 * index)
+        slot_end = slot_start + timedelta(minutes=30)
+        in_slot = [o for o in offers if slot_start <= o.offered_at < slot_end]
+        talks = [o.talk_seconds for o in in_slot if o.talk_seconds]
+        waits = [o.wait_seconds for o in in_slot if o.wait_seconds is not None]
+        abandons = sum(1 for o in in_slot if o.abandoned_at and not o.answered_at)
+        aht = sum(talks) / len(talks) if talks else 180.0
+        # Exponential patience, censored by answers: total waiting time over abandons (MLE).
+        patience = (sum(waits) / abandons) if abandons else None
+        middle = slot_start + timedelta(minutes=15)
+        state: dict[str, str] = {}
+        for change in changes:
+            if change.at > middle:
+                break
+            state[change.username] = change.state
+        on_duty = sum(1 for s in state.values() if s in ON_DUTY_STATES)
+        row: dict[str, Any] = {
+            "start": slot_start.astimezone(settings.tz).isoformat(),
+            "arrivals": len(in_slot),
+            "average_handle_seconds": round(aht, 1),
+            "patience_seconds": round(patience, 1) if patience else None,
+            "on_duty": on_duty,
+            "erlang_c_agents": 0,
+            "erlang_a_agents": None,
+        }
+        if in_slot:
+            rate = len(in_slot) / 1800
+            target = settings.answer_rate_target
+            threshold = settings.answer_threshold_seconds
+            row["erlang_c_agents"] = staffing.agents_for_service_level(
+                rate, aht, threshold, target
+            ).agents
+            if patience:
+                row["erlang_a_agents"] = staffing.agents_for_service_level(
+                    rate, aht, threshold, target, model="erlang_a", patience_s=patience
+                ).agents
+        slots.append(row)
+    return slots
