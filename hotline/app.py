@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
+from agents_ui.gateway import Gateway
+from agents_ui.gateway import router as gateway_router
 from dispatch.routing.router import router as routing_router
 from dispatch.tickets.router import router as tickets_router
 from hotline.calls.router import router as calls_router
@@ -20,12 +22,16 @@ from hotline.kpi.router import router as kpi_router
 
 
 @asynccontextmanager
-async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     relay = RelayThread()
     relay.start()
+    # One gateway per app: its asyncio primitives belong to the loop that serves the app.
+    app.state.gateway = Gateway()
+    await app.state.gateway.start()
     try:
         yield
     finally:
+        await app.state.gateway.stop()
         relay.stop()
 
 
@@ -42,6 +48,7 @@ def create_app() -> FastAPI:
     app.include_router(tickets_router)
     app.include_router(calls_router)
     app.include_router(kpi_router)
+    app.include_router(gateway_router)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):
