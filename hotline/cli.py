@@ -30,19 +30,6 @@ app.add_typer(route_app, name="route")
 # Migrations announce every step at INFO; operators only need to hear about problems.
 logging.getLogger("alembic").setLevel(logging.WARNING)
 
-DEMO_PASSWORD = "demo12345"
-# (user name, roles, departments, what they do) — printed by `hotline demo`.
-DEMO_USERS = [
-    ("admin", ["admin"], [], "系统管理员 administrator"),
-    ("agent1", ["agent"], [], "话务员 hotline agent (综合专席 general desk)"),
-    ("agent2", ["agent"], [], "话务员 hotline agent (社保专席 social-security desk)"),
-    ("supervisor", ["supervisor"], [], "值班长 supervisor, KPI wall"),
-    ("dispatcher", ["dispatcher"], [], "派单员 dispatcher"),
-    ("editor", ["editor"], [], "知识库编辑 knowledge-base editor"),
-    ("xz_market", ["department"], ["XZ-MARKET"], "香洲区市场监督管理局 department inbox"),
-    ("c_hrss", ["department"], ["C-HRSS"], "珠海市人力资源和社会保障局 department inbox"),
-]
-
 
 def _setup_logging() -> None:
     logging.basicConfig(
@@ -285,20 +272,14 @@ def kpi_rebuild() -> None:
     typer.echo(f"rebuilt the answer-rate buckets from {count} requests")
 
 
-def _create_demo_users() -> None:
-    from hotline.core.auth import create_user
+def _create_demo_data() -> int:
+    from hotline import demo as demo_data
     from hotline.core.db import transaction
 
     with transaction() as session:
-        for username, roles, departments, description in DEMO_USERS:
-            create_user(
-                session,
-                username=username,
-                password=DEMO_PASSWORD,
-                roles=roles,
-                departments=departments,
-                full_name=description.split(" ")[0],
-            )
+        demo_data.create_demo_users(session)
+    with transaction() as session:
+        return demo_data.create_demo_tickets(session)
 
 
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
@@ -321,6 +302,8 @@ def demo(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
 ) -> None:
     """Start everything with demo data (server, worker, call simulator); print URLs, logins."""
+    from hotline import demo as demo_data
+
     _setup_logging()
     settings = get_settings()
     typer.echo(f"data dir: {settings.resolved_data_dir}")
@@ -328,7 +311,9 @@ def demo(
     _prepare_redis()
     for line in _seed_reference_data():
         typer.echo(line)
-    _create_demo_users()
+    created = _create_demo_data()
+    if created:
+        typer.echo(f"demo tickets: {created} created")
 
     env = dict(os.environ)
     python = sys.executable
@@ -345,8 +330,8 @@ def demo(
         typer.echo(f"  home        {url}/")
         typer.echo(f"  API docs    {url}/docs")
         typer.echo(f"  health      {url}/healthz")
-        typer.echo(f"\nlogins (password {DEMO_PASSWORD}):")
-        for username, roles, departments, description in DEMO_USERS:
+        typer.echo(f"\nlogins (password {demo_data.DEMO_PASSWORD}):")
+        for username, roles, departments, description in demo_data.DEMO_USERS:
             where = f" [{', '.join(departments)}]" if departments else ""
             typer.echo(f"  {username:<12} {','.join(roles):<11} {description}{where}")
         typer.echo("\nCtrl+C stops everything.")
