@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from agents_ui.gateway import Gateway
 from agents_ui.gateway import router as gateway_router
+from dispatch.open311.router import router as open311_router
 from dispatch.routing.router import router as routing_router
 from dispatch.tickets.router import router as tickets_router
 from hotline.calls.router import router as calls_router
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
     app.include_router(calls_router)
     app.include_router(kpi_router)
     app.include_router(gateway_router)
+    app.include_router(open311_router)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):

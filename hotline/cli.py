@@ -14,6 +14,7 @@ from typing import Annotated
 import httpx
 import typer
 
+from dispatch.open311.cli import open311_app
 from dispatch.routing import service as routing_service
 from hotline.calls import service as calls_service
 from hotline.core import migrate
@@ -24,6 +25,7 @@ db_app = typer.Typer(help="Database schema migrations (alembic).", no_args_is_he
 user_app = typer.Typer(help="Manage users and their roles.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
+app.add_typer(open311_app, name="open311")
 route_app = typer.Typer(help="Route a request by 属地管理、分级负责 and explain why.")
 app.add_typer(route_app, name="route")
 
