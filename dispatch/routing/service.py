@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.routing import models as m
@@ -20,6 +20,7 @@ from dispatch.routing import ruleset as rs
 from dispatch.routing.engine import RoutingDecision, route
 from dispatch.routing.resolver import LocationResolver
 from dispatch.routing.suggest import MatterSuggester
+from hotline.core import counters
 from hotline.core.errors import AppError, NotFound
 from hotline.core.models import AuditEntry, Counter
 from hotline.core.settings import get_settings
@@ -68,12 +69,7 @@ def _revision(session: Session) -> int:
 
 def bump_revision(session: Session) -> None:
     """Tell every process that the rules changed (read again on their next routing)."""
-    changed = session.execute(
-        update(Counter).where(Counter.name == REVISION_COUNTER).values(value=Counter.value + 1)
-    ).rowcount
-    if not changed:
-        session.add(Counter(name=REVISION_COUNTER, value=1))
-    session.flush()
+    counters.increment(session, REVISION_COUNTER)
 
 
 def current_routing(session: Session) -> Routing:

@@ -57,6 +57,8 @@ class Ticket(Base):
     finish_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     # The deadline the ticket is running against now (accept or finish); None once answered.
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # 80 % of the running clock: from then on the ticket shows as due soon (yellow).
+    due_soon_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     accepted_on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     finished_on_time: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -105,6 +107,7 @@ class TicketDepartment(Base):
     role: Mapped[str] = mapped_column(String(8))  # lead | co
     open: Mapped[bool] = mapped_column(Boolean, default=True)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    due_soon_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
     ticket: Mapped[Ticket] = relationship(back_populates="departments")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -33,12 +33,12 @@ from dispatch.tickets.models import (
     TicketAction,
     TicketDepartment,
 )
+from hotline.core import counters
 from hotline.core.auth import Principal
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError, Conflict, Forbidden, NotFound
 from hotline.core.events import publish_after_commit
 from hotline.core.jobs import enqueue_after_commit
-from hotline.core.models import Counter
 from hotline.core.settings import get_settings
 
 CHANNELS = ("phone", "app", "web", "wechat", "open311", "110")
@@ -90,18 +90,7 @@ def deadline_policy() -> deadlines.DeadlinePolicy:
 
 def _next_number(session: Session, received_at: datetime) -> str:
     day = received_at.astimezone(get_settings().tz).strftime("%Y%m%d")
-    name = f"ticket-number-{day}"
-    value = session.execute(
-        update(Counter)
-        .where(Counter.name == name)
-        .values(value=Counter.value + 1)
-        .returning(Counter.value)
-    ).scalar_one_or_none()
-    if value is None:
-        session.add(Counter(name=name, value=1))
-        session.flush()
-        value = 1
-    return f"ZH{day}{value:06d}"
+    return f"ZH{day}{counters.increment(session, f'ticket-number-{day}'):06d}"
 
 
 def mask_phone(phone: str) -> str:
@@ -141,8 +130,12 @@ def _record(
     action: str,
     actor: str,
     from_status: str | None,
+    *,
+    department: str | None = None,
     **detail: Any,
 ) -> None:
+    """Append to the trail; ``department`` is the lead department when the action was taken
+    (a return is on the books of the department that returned it, not of the desk)."""
     session.add(
         TicketAction(
             ticket_id=ticket.id,
@@ -150,7 +143,7 @@ def _record(
             actor=actor,
             from_status=from_status,
             to_status=ticket.status,
-            department_code=ticket.lead_department,
+            department_code=department or ticket.lead_department,
             detail=detail,
         )
     )
@@ -159,21 +152,41 @@ def _record(
 # -- deadlines and reminders -------------------------------------------------------------------
 
 
-def _set_due(ticket: Ticket, due_at: datetime | None, *, open_: bool = True) -> None:
+def _set_due(
+    ticket: Ticket, due_at: datetime | None, start: datetime | None = None, *, open_: bool = True
+) -> None:
+    """Start the clock the ticket now runs against (``start`` → ``due_at``), or stop it."""
     ticket.due_at = due_at
+    ticket.due_soon_at = deadlines.due_soon_at(start, due_at) if due_at and start else None
+    # A new clock forgets the red mark of the old one (an approved extension, an acceptance).
+    ticket.overdue = False
     for row in ticket.departments:
         row.due_at = due_at
+        row.due_soon_at = ticket.due_soon_at
         row.open = open_
 
 
-def _schedule(session: Session, ticket: Ticket, which: str, start: datetime, deadline: datetime):
+def _schedule(
+    session: Session,
+    ticket: Ticket,
+    which: str,
+    start: datetime,
+    deadline: datetime,
+    *,
+    now: datetime | None = None,
+) -> None:
     """Reminders at 80 % and one hour before, and the overdue check at the deadline.
+
+    Reminders already in the past are not sent; a deadline already passed is checked at once.
 
     Job ids carry the deadline, so a moved deadline schedules new jobs and the old ones find
     the ticket no longer running against their deadline and do nothing.
     """
     stamp = deadline.isoformat()
+    now = now or utcnow()
     for label, moment in deadlines.reminder_times(start, deadline):
+        if moment <= now:
+            continue
         enqueue_after_commit(
             session,
             "dispatch.tickets.jobs.remind",
@@ -191,13 +204,30 @@ def _schedule(session: Session, ticket: Ticket, which: str, start: datetime, dea
         which,
         stamp,
         job_id=f"sla-deadline:{ticket.id}:{which}:{stamp}",
-        at=deadline,
+        at=max(deadline, now),
     )
 
 
 def _dispatch_to(
-    session: Session, ticket: Ticket, department: str, co: list[str], now: datetime
+    session: Session,
+    ticket: Ticket,
+    department: str,
+    co: list[str],
+    now: datetime,
+    *,
+    clock_from: datetime | None = None,
 ) -> None:
+    """Hand the ticket to ``department``; its accept clock runs from ``clock_from`` (the time of
+    receipt at intake, so a request entered late is not given extra time) or from now."""
+    leaving = set(_department_codes(ticket)) - {department, *co} if ticket.departments else set()
+    if leaving:
+        for code in sorted(leaving):
+            publish_after_commit(
+                session,
+                f"tickets.dept.{code}",
+                "ticket.left",
+                {"number": ticket.number, "lead_department": department},
+            )
     ticket.lead_department = department
     ticket.departments = [TicketDepartment(department_code=department, role="lead")] + [
         TicketDepartment(department_code=c, role="co") for c in sorted(set(co) - {department})
@@ -207,14 +237,15 @@ def _dispatch_to(
         ticket.accept_deadline = None
         _set_due(ticket, None)
         return
+    start = clock_from or now
     ticket.status = "dispatched"
     ticket.dispatched_at = now
     ticket.accept_deadline = deadlines.accept_deadline(
-        deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, now
+        deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, start
     )
-    _set_due(ticket, ticket.accept_deadline)
+    _set_due(ticket, ticket.accept_deadline, start)
     session.flush()
-    _schedule(session, ticket, "accept", now, ticket.accept_deadline)
+    _schedule(session, ticket, "accept", start, ticket.accept_deadline, now=now)
 
 
 # -- creating --------------------------------------------------------------------------------------
@@ -262,6 +293,7 @@ def create(
         multi_area=multi_area,
     )
     routing = routing_service.current_routing(session)
+    _check_departments(routing, co_departments or [])
     matter = routing.ruleset.matter(decision["matter"]["code"])
     location = decision["location"]
     ticket = Ticket(
@@ -290,7 +322,14 @@ def create(
     session.flush()
     if matter_code:
         routing_service.record_choice(session, text=content, matter_code=matter.code)
-    _dispatch_to(session, ticket, decision["department"]["code"], co_departments or [], now)
+    _dispatch_to(
+        session,
+        ticket,
+        decision["department"]["code"],
+        co_departments or [],
+        now,
+        clock_from=received_at,
+    )
     _record(
         session,
         ticket,
@@ -306,6 +345,14 @@ def create(
     return ticket, find_duplicates(session, ticket)
 
 
+def _check_departments(routing: routing_service.Routing, codes: list[str]) -> None:
+    for code in codes:
+        if code not in routing.ruleset.department_by_code:
+            raise AppError("ticket.unknown_department", f"unknown department {code!r}")
+        if code == DESK:
+            raise AppError("ticket.bad_department", "the desk cannot co-handle a ticket")
+
+
 def find_duplicates(session: Session, ticket: Ticket) -> list[str]:
     if not (ticket.caller_phone and ticket.town_code):
         return []
@@ -317,7 +364,7 @@ def find_duplicates(session: Session, ticket: Ticket) -> list[str]:
                 Ticket.matter_code == ticket.matter_code,
                 Ticket.town_code == ticket.town_code,
                 Ticket.received_at >= ticket.received_at - DUPLICATE_WINDOW,
-                Ticket.received_at <= ticket.received_at,
+                Ticket.received_at <= ticket.received_at + DUPLICATE_WINDOW,
                 Ticket.id != ticket.id,
             )
             .order_by(Ticket.received_at.desc())
@@ -372,9 +419,13 @@ def numbers_for_call(session: Session, call_id: str) -> list[str]:
     )
 
 
-def get(session: Session, principal: Principal, number: str) -> Ticket:
+def get(session: Session, principal: Principal, number: str, *, for_update: bool = False) -> Ticket:
     """The ticket, if the caller may see it; a department never learns others' tickets exist."""
-    ticket = session.scalar(select(Ticket).where(Ticket.number == number))
+    query = select(Ticket).where(Ticket.number == number)
+    if for_update:
+        # The second of two simultaneous actors waits here, then sees the first one's result.
+        query = query.with_for_update()
+    ticket = session.scalar(query)
     if ticket is None or not can_see(principal, ticket):
         raise NotFound("ticket.not_found", f"no ticket {number}")
     return ticket
@@ -410,35 +461,49 @@ def search(
 ) -> list[Ticket]:
     """A department's inbox (its open tickets by deadline), or any tickets for hotline roles."""
     now = utcnow()
-    is_department_only = not (principal.roles & HOTLINE_ROLES)
-    if is_department_only:
+    if not (principal.roles & HOTLINE_ROLES):
         codes = sorted(principal.departments)
         if department:
             if department not in principal.departments:
                 return []
             codes = [department]
-        query = (
-            select(Ticket)
-            .join(TicketDepartment, TicketDepartment.ticket_id == Ticket.id)
-            .where(TicketDepartment.department_code.in_(codes))
-        )
+        rows = select(TicketDepartment).where(TicketDepartment.department_code.in_(codes))
         if status is None:
-            query = query.where(TicketDepartment.open.is_(True))
-        due_column = TicketDepartment.due_at
+            rows = rows.where(TicketDepartment.open.is_(True))
+        rows = _due_filter(rows, due, TicketDepartment, now)
+        if len(codes) == 1:
+            # One department: its index on (department, open, due_at) serves order and limit.
+            ordered = rows.with_only_columns(
+                TicketDepartment.ticket_id, TicketDepartment.due_at.label("due")
+            )
+        else:
+            # A ticket on several of the caller's departments is listed once.
+            ordered = rows.with_only_columns(
+                TicketDepartment.ticket_id, func.min(TicketDepartment.due_at).label("due")
+            ).group_by(TicketDepartment.ticket_id)
+        page = ordered.subquery()
+        query = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
+        if status:
+            query = query.where(Ticket.status == status)
+        query = query.order_by(page.c.due.is_(None), page.c.due, Ticket.id)
     else:
         query = select(Ticket)
         if department:
             query = query.where(Ticket.lead_department == department)
-        due_column = Ticket.due_at
-    if status:
-        query = query.where(Ticket.status == status)
+        if status:
+            query = query.where(Ticket.status == status)
+        query = _due_filter(query, due, Ticket, now)
+        query = query.order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id)
+    return list(session.scalars(query.offset(offset).limit(limit)))
+
+
+def _due_filter(query, due: str | None, table, now: datetime):
+    """overdue: past the running deadline (red); soon: past 80 % of its time (yellow)."""
     if due == "overdue":
-        query = query.where(due_column < now)
-    elif due == "soon":
-        # Past 80 % of the time is "due soon"; a day ahead is a close, index-friendly bound.
-        query = query.where(due_column >= now, due_column < now + timedelta(days=1))
-    query = query.order_by(due_column.is_(None), due_column, Ticket.id).offset(offset).limit(limit)
-    return list(session.scalars(query).unique())
+        return query.where(table.due_at < now)
+    if due == "soon":
+        return query.where(table.due_soon_at <= now, table.due_at >= now)
+    return query
 
 
 # -- acting ----------------------------------------------------------------------------------------
@@ -486,20 +551,29 @@ def act(
     """Apply one lifecycle action; refusals are 403 (role), 404 (unseen) or 409 (state)."""
     if action not in ACTIONS:
         raise Conflict("ticket.invalid_transition", f"unknown action {action!r}")
-    ticket = get(session, principal, number)
-    _check(principal, ticket, action, body.get("version"))
-    before = ticket.status
-    now = utcnow()
-    # Every action touches the row, so the version check guards actions that only add rows
-    # elsewhere (an extension request) as much as status changes.
-    ticket.updated_at = now
-    handler = _HANDLERS[action]
-    detail = handler(session, principal, ticket, body, now) or {}
-    _flush(session)
-    _record(session, ticket, action, principal.username, before, **detail)
-    publish_change(session, ticket, f"ticket.{action.replace('-', '_')}")
-    _follow_parent(session, ticket, action, principal.username, now)
-    _flush(session)
+    # Optimistic: both of two simultaneous actors may read the same version; the version
+    # column makes the second UPDATE match no row, which surfaces as StaleDataError → 409.
+    try:
+        ticket = get(session, principal, number)
+        _check(principal, ticket, action, body.get("version"))
+        before, department = ticket.status, ticket.lead_department
+        now = utcnow()
+        # Every action touches the row, so the version check guards actions that only add
+        # rows elsewhere (an extension request) as much as status changes.
+        ticket.updated_at = now
+        with session.no_autoflush:
+            detail = _HANDLERS[action](session, principal, ticket, body, now) or {}
+        session.flush()
+        _record(
+            session, ticket, action, principal.username, before, department=department, **detail
+        )
+        publish_change(session, ticket, f"ticket.{action.replace('-', '_')}")
+        _follow_parent(session, ticket, action, principal.username, now)
+        session.flush()
+    except StaleDataError as exc:
+        raise Conflict(
+            "ticket.version_conflict", "someone else changed this ticket at the same time; reload"
+        ) from exc
     return ticket
 
 
@@ -508,10 +582,9 @@ def _do_dispatch(session, principal, ticket: Ticket, body, now) -> dict:
     if not department:
         raise AppError("ticket.department_required", "say which department to dispatch to")
     routing = routing_service.current_routing(session)
-    known = routing.ruleset.department_by_code
-    for code in [department, *body.get("co_departments", [])]:
-        if code not in known:
-            raise AppError("ticket.unknown_department", f"unknown department {code!r}")
+    if department not in routing.ruleset.department_by_code:
+        raise AppError("ticket.unknown_department", f"unknown department {department!r}")
+    _check_departments(routing, body.get("co_departments", []))
     if department == DESK:
         raise AppError("ticket.bad_department", "dispatch to a department, not to the desk")
     if body.get("final_ruling"):
@@ -533,8 +606,8 @@ def _do_accept(session, principal, ticket: Ticket, body, now) -> dict:
     ticket.finish_deadline = deadlines.finish_deadline(
         deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, now
     )
-    _set_due(ticket, ticket.finish_deadline)
-    _schedule(session, ticket, "finish", now, ticket.finish_deadline)
+    _set_due(ticket, ticket.finish_deadline, now)
+    _schedule(session, ticket, "finish", now, ticket.finish_deadline, now=now)
     return {"finish_deadline": ticket.finish_deadline.isoformat()}
 
 
@@ -611,9 +684,8 @@ def _do_decide_extension(session, principal, ticket: Ticket, body, now) -> dict:
             hours=request.hours,
             calendar=working_calendar(session),
         )
-        ticket.overdue = False
-        _set_due(ticket, ticket.finish_deadline)
-        _schedule(session, ticket, "finish", now, ticket.finish_deadline)
+        _set_due(ticket, ticket.finish_deadline, ticket.accepted_at or now)
+        _schedule(session, ticket, "finish", now, ticket.finish_deadline, now=now)
         detail["finish_deadline"] = ticket.finish_deadline.isoformat()
     return detail
 
@@ -622,6 +694,12 @@ def _do_reply(session, principal, ticket: Ticket, body, now) -> dict:
     text = (body.get("reply") or "").strip()
     if not text:
         raise AppError("ticket.reply_required", "a reply needs the result of the handling")
+    for request in session.scalars(
+        select(ExtensionRequest).where(
+            ExtensionRequest.ticket_id == ticket.id, ExtensionRequest.status == "pending"
+        )
+    ):
+        request.status = "withdrawn"  # the work is done: nothing left to extend
     ticket.status = "replied"
     ticket.reply = text
     ticket.replied_at = now
@@ -644,8 +722,8 @@ def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
             deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, now
         )
         ticket.finished_on_time = None
-        _set_due(ticket, ticket.finish_deadline)
-        _schedule(session, ticket, "finish", now, ticket.finish_deadline)
+        _set_due(ticket, ticket.finish_deadline, now)
+        _schedule(session, ticket, "finish", now, ticket.finish_deadline, now=now)
     else:
         ticket.status = "visited"
     return {"satisfaction": satisfaction, "resolved": resolved, "note": body.get("note")}
@@ -775,6 +853,9 @@ def report(
     satisfaction over the tickets received in [start, end), and open and overdue right now."""
     if by not in REPORT_GROUPS:
         raise AppError("report.bad_group", f"by must be one of {list(REPORT_GROUPS)}")
+    tz = get_settings().tz
+    start = start if start.tzinfo else start.replace(tzinfo=tz)
+    end = end if end.tzinfo else end.replace(tzinfo=tz)
     if end <= start:
         raise AppError("report.bad_range", "end must be after start")
     key = REPORT_GROUPS[by]
@@ -788,7 +869,6 @@ def report(
             func.count().filter(Ticket.accepted_at.is_not(None)).label("accepted"),
             func.count().filter(Ticket.finished_on_time.is_(True)).label("finished_on_time"),
             func.count().filter(Ticket.replied_at.is_not(None)).label("finished"),
-            func.coalesce(func.sum(Ticket.return_count), 0).label("returns"),
             func.count().filter(satisfied).label("satisfied"),
             func.count().filter(Ticket.satisfaction.is_not(None)).label("visited"),
             func.count().filter(Ticket.status.in_(OPEN_STATUSES)).label("open_now"),
@@ -811,19 +891,58 @@ def report(
                 ),
             )
         )
+    returns = _returns(session, principal, by, start, end)
     rows = []
+    seen = set()
     for r in session.execute(query):
+        seen.add(r.key)
         rows.append(
             {
                 "key": r.key,
                 "received": r.received,
                 "accepted_on_time": r.accepted_on_time,
                 "finished_on_time": r.finished_on_time,
-                "returns": int(r.returns),
+                "returns": returns.get(r.key, 0),
                 "satisfaction_rate": round(r.satisfied / r.visited, 4) if r.visited else None,
                 "visited": r.visited,
                 "open_now": r.open_now,
                 "overdue_now": r.overdue_now,
             }
         )
+    # A department that returned tickets but leads none of the window's tickets still shows.
+    for key in sorted(set(returns) - seen, key=str):
+        rows.append(
+            {
+                "key": key,
+                "received": 0,
+                "accepted_on_time": 0,
+                "finished_on_time": 0,
+                "returns": returns[key],
+                "satisfaction_rate": None,
+                "visited": 0,
+                "open_now": 0,
+                "overdue_now": 0,
+            }
+        )
     return rows
+
+
+def _returns(
+    session: Session, principal: Principal, by: str, start: datetime, end: datetime
+) -> dict[Any, int]:
+    """Returns (退回) of the window's tickets, counted for the department that returned them."""
+    key = TicketAction.department_code if by == "department" else REPORT_GROUPS[by]
+    query = (
+        select(key, func.count())
+        .select_from(TicketAction)
+        .join(Ticket, Ticket.id == TicketAction.ticket_id)
+        .where(
+            TicketAction.action == "return",
+            Ticket.received_at >= start,
+            Ticket.received_at < end,
+        )
+        .group_by(key)
+    )
+    if not principal.roles & HOTLINE_ROLES:
+        query = query.where(TicketAction.department_code.in_(sorted(principal.departments)))
+    return {k: n for k, n in session.execute(query)}

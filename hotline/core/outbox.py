@@ -18,12 +18,12 @@ from typing import Any
 import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from sqlalchemy import delete, event, func, select, update
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
-from hotline.core import metrics
+from hotline.core import counters, metrics
 from hotline.core.db import new_session
-from hotline.core.models import Counter, Event, OutboxMessage
+from hotline.core.models import Event, OutboxMessage
 from hotline.core.redis import get_redis
 from hotline.core.settings import get_settings
 
@@ -61,17 +61,7 @@ def _forget_after_rollback(session: Session) -> None:
 
 def _next_event_ids(session: Session, count: int) -> int:
     """Reserve ``count`` ids and return the first; the row lock orders relays across processes."""
-    result = session.execute(
-        update(Counter)
-        .where(Counter.name == "events")
-        .values(value=Counter.value + count)
-        .returning(Counter.value)
-    ).scalar_one_or_none()
-    if result is None:
-        session.add(Counter(name="events", value=count))
-        session.flush()
-        result = count
-    return result - count + 1
+    return counters.increment(session, "events", count) - count + 1
 
 
 def _relay_events(session: Session) -> list[Event]:
