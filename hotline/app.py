@@ -20,6 +20,7 @@ from hotline.core.errors import install_error_handlers
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
 from hotline.kpi.router import router as kpi_router
+from knowledgebase.router import router as kb_router
 
 
 @asynccontextmanager
@@ -51,6 +52,7 @@ def create_app() -> FastAPI:
     app.include_router(kpi_router)
     app.include_router(gateway_router)
     app.include_router(open311_router)
+    app.include_router(kb_router)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):

@@ -19,6 +19,8 @@ from dispatch.routing import service as routing_service
 from hotline.calls import service as calls_service
 from hotline.core import migrate
 from hotline.core.settings import get_settings
+from knowledgebase import service as kb_service
+from knowledgebase.cli import kb_app
 
 app = typer.Typer(help="珠海12345 hotline & ticket dispatch.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema migrations (alembic).", no_args_is_help=True)
@@ -26,6 +28,7 @@ user_app = typer.Typer(help="Manage users and their roles.", no_args_is_help=Tru
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(open311_app, name="open311")
+app.add_typer(kb_app, name="kb")
 route_app = typer.Typer(help="Route a request by 属地管理、分级负责 and explain why.")
 app.add_typer(route_app, name="route")
 
@@ -130,7 +133,11 @@ def _seed_reference_data() -> list[str]:
 
 
 # Each domain contributes a loader of the reference data it owns; the CLI only orders them.
-SEED_LOADERS = [routing_service.seed_reference, calls_service.seed_queues]
+SEED_LOADERS = [
+    routing_service.seed_reference,
+    calls_service.seed_queues,
+    kb_service.seed_sample,
+]
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from alembic import context
 
 import dispatch.models  # noqa: F401 - registers the dispatch tables
+import knowledgebase.models  # noqa: F401 - registers the knowledge-base tables
 from hotline.calls import models as calls_models  # noqa: F401 - registers the hotline tables
 from hotline.core import models as core_models  # noqa: F401 - registers the core tables
 from hotline.core.db import Base, make_engine

@@ -1,7 +1,7 @@
 """hotline: call events, requests, KPI buckets, queues, agents, prompts, 110 linkage
 
 Revision ID: 0005
-Revises: 0003
+Revises: 0004
 Create Date: 2026-11-28 14:10:51.145800
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 import hotline.core.db
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -30,6 +30,10 @@ SUBCOMMANDS = [
     ["route"],
     ["route", "replay"],
     ["kpi", "rebuild"],
+    ["kb"],
+    ["kb", "import"],
+    ["kb", "export"],
+    ["open311", "key", "create"],
 ]
 
 
