@@ -111,7 +111,9 @@ class TicketDepartment(Base):
 
     ticket: Mapped[Ticket] = relationship(back_populates="departments")
 
-    __table_args__ = (Index("ix_ticket_departments_inbox", "department_code", "open", "due_at"),)
+    __table_args__ = (
+        Index("ix_ticket_departments_inbox", "department_code", "open", "due_at", "ticket_id"),
+    )
 
 
 class TicketAction(Base):

@@ -42,6 +42,8 @@ from hotline.core.jobs import enqueue_after_commit
 from hotline.core.settings import get_settings
 
 CHANNELS = ("phone", "app", "web", "wechat", "open311", "110")
+# Statuses in which a ticket is in a department's hands (ticket_departments.open).
+INBOX_STATUSES = ("pending_dispatch", "dispatched", "accepted")
 OPEN_STATUSES = ("pending_dispatch", "dispatched", "accepted", "replied", "visited")
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 DUPLICATE_WINDOW = timedelta(days=7)
@@ -90,7 +92,16 @@ def deadline_policy() -> deadlines.DeadlinePolicy:
 
 def _next_number(session: Session, received_at: datetime) -> str:
     day = received_at.astimezone(get_settings().tz).strftime("%Y%m%d")
-    return f"ZH{day}{counters.increment(session, f'ticket-number-{day}'):06d}"
+    name = f"ticket-number-{day}"
+    engine = session.get_bind().engine
+    if engine.dialect.name == "postgresql":
+        # A transaction of its own: the day's counter row is locked for one statement, not
+        # for the rest of the intake (a rolled-back intake leaves a gap in the numbers).
+        with Session(engine) as own, own.begin():
+            value = counters.increment(own, name)
+    else:
+        value = counters.increment(session, name)  # SQLite: one writer at a time anyway
+    return f"ZH{day}{value:06d}"
 
 
 def mask_phone(phone: str) -> str:
@@ -468,8 +479,9 @@ def search(
                 return []
             codes = [department]
         rows = select(TicketDepartment).where(TicketDepartment.department_code.in_(codes))
-        if status is None:
-            rows = rows.where(TicketDepartment.open.is_(True))
+        # ``open`` mirrors the status (in a department's hands or not), so a status filter
+        # stays within one half of the inbox index instead of the department's whole history.
+        rows = rows.where(TicketDepartment.open.is_(status is None or status in INBOX_STATUSES))
         rows = _due_filter(rows, due, TicketDepartment, now)
         if len(codes) == 1:
             # One department: its index on (department, open, due_at) serves order and limit.
@@ -485,7 +497,9 @@ def search(
         query = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
         if status:
             query = query.where(Ticket.status == status)
-        query = query.order_by(page.c.due.is_(None), page.c.due, Ticket.id)
+        # NULLS LAST and the row's own ticket_id are the order of the index
+        # (department_code, open, due_at, ticket_id): the first page is read, not sorted.
+        query = query.order_by(page.c.due.asc().nulls_last(), page.c.ticket_id)
     else:
         query = select(Ticket)
         if department:
