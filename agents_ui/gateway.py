@@ -74,8 +74,8 @@ class Gateway:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            # Bounded: a Redis connection half-closed under us must not hang the shutdown.
+            await asyncio.wait({self._task}, timeout=3)
 
     async def _run(self) -> None:
         while True:
@@ -103,9 +103,10 @@ class Gateway:
                 event = json.loads(message["data"])
                 await self.deliver(event)
         finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-                await client.aclose()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(pubsub.aclose(), timeout=1)
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(client.aclose(), timeout=1)
 
     async def deliver(self, event: dict[str, Any]) -> None:
         async with self._lock:

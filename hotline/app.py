@@ -14,6 +14,8 @@ from agents_ui.gateway import router as gateway_router
 from dispatch.open311.router import router as open311_router
 from dispatch.routing.router import router as routing_router
 from dispatch.tickets.router import router as tickets_router
+from hotline.calls.ivr_router import router as ivr_router
+from hotline.calls.police_router import router as police_router
 from hotline.calls.router import router as calls_router
 from hotline.core import metrics
 from hotline.core.errors import install_error_handlers
@@ -53,6 +55,8 @@ def create_app() -> FastAPI:
     app.include_router(gateway_router)
     app.include_router(open311_router)
     app.include_router(kb_router)
+    app.include_router(ivr_router)
+    app.include_router(police_router)
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):

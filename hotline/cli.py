@@ -16,7 +16,9 @@ import typer
 
 from dispatch.open311.cli import open311_app
 from dispatch.routing import service as routing_service
+from hotline.calls import police
 from hotline.calls import service as calls_service
+from hotline.calls.cli import calls_app, simulate
 from hotline.core import migrate
 from hotline.core.settings import get_settings
 from knowledgebase import service as kb_service
@@ -29,6 +31,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(open311_app, name="open311")
 app.add_typer(kb_app, name="kb")
+app.add_typer(calls_app, name="calls")
+app.command("simulate")(simulate)
 route_app = typer.Typer(help="Route a request by 属地管理、分级负责 and explain why.")
 app.add_typer(route_app, name="route")
 
@@ -48,17 +52,11 @@ def _is_sqlite() -> bool:
 
 
 def _prepare_database(*, upgrade_postgres: bool = False) -> None:
-    """Bring the embedded SQLite schema to head; on PostgreSQL only when asked to."""
-    if _is_sqlite() or upgrade_postgres:
-        migrate.upgrade()
-        return
-    current, head = migrate.current_revision(), migrate.head_revision()
-    if current != head:
-        typer.echo(
-            f"database schema is at {current}, the code needs {head}: run `hotline db upgrade`",
-            err=True,
-        )
-        raise typer.Exit(2)
+    try:
+        migrate.prepare_database(upgrade_postgres=upgrade_postgres)
+    except migrate.SchemaBehind as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
 
 
 def _prepare_redis() -> str:
@@ -136,6 +134,7 @@ def _seed_reference_data() -> list[str]:
 SEED_LOADERS = [
     routing_service.seed_reference,
     calls_service.seed_queues,
+    police.seed_police_matters,
     kb_service.seed_sample,
 ]
 

@@ -274,10 +274,14 @@ def known_queues(session: Session) -> set[str]:
     return set(session.scalars(select(HotlineQueue.code).where(HotlineQueue.active)))
 
 
-def ingest(session: Session, raw_events: list[dict[str, Any]]) -> IngestResult:
+def ingest(
+    session: Session, raw_events: list[dict[str, Any]], *, follow_agents: bool = True
+) -> IngestResult:
     """Store new events, ignore repeats, refuse bad ones one by one, re-derive touched calls.
 
     Returns one result per input event, in order: accepted, duplicate or rejected (with why).
+    ``follow_agents=False`` is for history (a PBX log import): it must not change agents'
+    live states or pop screens for calls long over.
     """
     outcome = IngestResult()
     queues = known_queues(session)
@@ -340,7 +344,8 @@ def ingest(session: Session, raw_events: list[dict[str, Any]]) -> IngestResult:
         )
         session.flush()
         _rederive(session, call_ids)
-        _follow_agents(session, list(fresh.values()))
+        if follow_agents:
+            _follow_agents(session, list(fresh.values()))
     return outcome
 
 

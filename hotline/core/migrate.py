@@ -43,3 +43,20 @@ def current_revision() -> str | None:
 
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+class SchemaBehind(RuntimeError):
+    """The PostgreSQL schema is older than the code and must be upgraded by an operator."""
+
+
+def prepare_database(*, upgrade_postgres: bool = False) -> None:
+    """Bring an embedded SQLite schema to head; PostgreSQL only when asked to (an operator's
+    decision, `hotline db upgrade`), otherwise refuse to run against an old schema."""
+    if get_settings().sqlalchemy_url.startswith("sqlite") or upgrade_postgres:
+        upgrade()
+        return
+    current, head = current_revision(), head_revision()
+    if current != head:
+        raise SchemaBehind(
+            f"database schema is at {current}, the code needs {head}: run `hotline db upgrade`"
+        )

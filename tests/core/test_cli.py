@@ -34,6 +34,8 @@ SUBCOMMANDS = [
     ["kb", "import"],
     ["kb", "export"],
     ["open311", "key", "create"],
+    ["calls", "import-queue-log"],
+    ["simulate"],
 ]
 
 
