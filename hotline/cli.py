@@ -308,6 +308,9 @@ def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) ->
 def demo(
     port: Annotated[int, typer.Option(help="port of the web server")] = 8000,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    simulate_calls: Annotated[
+        bool, typer.Option("--simulate/--no-simulate", help="run the call simulator")
+    ] = True,
 ) -> None:
     """Start everything with demo data (server, worker, call simulator); print URLs, logins."""
     from hotline import demo as demo_data
@@ -334,8 +337,39 @@ def demo(
     url = f"http://{host}:{port}"
     try:
         _wait_healthy(url, processes[0])
+        if simulate_calls:
+            typer.echo("simulating the last two hours of calls for the wall…")
+            subprocess.run(
+                [
+                    python,
+                    "-m",
+                    "hotline",
+                    "simulate",
+                    "--url",
+                    url,
+                    "--backfill",
+                    "2",
+                    "--seed",
+                    "12345",
+                ],
+                env=env,
+                check=False,
+                timeout=300,
+                stdout=subprocess.DEVNULL,
+            )
+            processes.append(
+                subprocess.Popen(
+                    [python, "-m", "hotline", "simulate", "--url", url],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                )
+            )
         typer.echo("\n珠海12345 demo is running:")
-        typer.echo(f"  home        {url}/")
+        typer.echo(f"  log in      {url}/            (each role lands on its own page)")
+        typer.echo(f"  console     {url}/console     (agents)")
+        typer.echo(f"  KPI wall    {url}/wall        (supervisors)")
+        typer.echo(f"  inbox       {url}/inbox       (departments)")
+        typer.echo(f"  desk        {url}/desk        (dispatchers)")
         typer.echo(f"  API docs    {url}/docs")
         typer.echo(f"  health      {url}/healthz")
         typer.echo(f"\nlogins (password {demo_data.DEMO_PASSWORD}):")

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from hotline.calls import ivr
+from hotline.calls import ivr, prompts
 from hotline.calls.tts import MAX_TEXT_CHARS
 from hotline.core.auth import (
     AuthError,
@@ -30,6 +30,7 @@ from hotline.core.auth import (
 from hotline.core.db import transaction
 from hotline.core.errors import Forbidden, error_body
 from hotline.core.settings import get_settings
+from knowledgebase import service as kb_service
 
 router = APIRouter(prefix="/api/v1/ivr", tags=["ivr"])
 
@@ -123,6 +124,11 @@ def get_prompt_wav(
         raise ivr.BadPrompt("ivr.bad_params", "give each parameter once")
     with transaction() as session:
         text, audio_key = ivr.fill(session, key, params)
+    return _serve_or_render(key, text, audio_key, if_none_match)
+
+
+def _serve_or_render(key: str, text: str, audio_key: str, if_none_match: str | None) -> Response:
+    """Serve the cached WAV of ``text``, or have an rq worker render it and wait for it."""
     path = ivr.wav_path(audio_key)
     if if_none_match and if_none_match.strip('W/"') == audio_key and path.is_file():
         return Response(status_code=304, headers={"ETag": f'"{audio_key}"'})
@@ -158,3 +164,27 @@ def get_prompt_wav(
         "ivr.render_pending",
         f"the prompt is being rendered; retry in {RETRY_AFTER_SECONDS} s ({why})",
     )
+
+
+@router.get(
+    "/articles/{article_key}.wav",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"audio/wav": {}}, "description": "the article's answer, spoken"},
+        404: {"description": "no published article with this key (`kb.not_found`)"},
+        503: {"description": "still rendering (`ivr.render_pending`), see Retry-After"},
+    },
+)
+def get_article_wav(
+    article_key: str,
+    _caller: Annotated[str, Depends(pbx_or_staff)],
+    if_none_match: Annotated[str | None, Header()] = None,
+) -> Response:
+    """A published knowledge-base article's answer read aloud through the same renderer as
+    the prompts, so the IVR can play answers to common questions without an agent."""
+    with transaction() as session:
+        article = kb_service.get_published(session, article_key)
+    # Long answers are cut at the renderer's limit: a caller hears the gist, an agent the rest.
+    text = f"{article.title}。{article.text}"[:MAX_TEXT_CHARS]
+    key = f"kb-{article.key}"
+    return _serve_or_render(key, text, prompts.cache_key(key, text, ivr.VOICE), if_none_match)

@@ -145,11 +145,20 @@ def test_demo_starts_everything_and_prints_logins(tmp_path):
         )
     try:
         _wait_for(f"http://127.0.0.1:{port}/healthz", process, timeout=60)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 240  # the simulator backfills two hours of calls first
         while "Ctrl+C" not in log_path.read_text() and time.monotonic() < deadline:
             time.sleep(0.1)
         output = log_path.read_text()
-        assert "agent1" in output and "demo12345" in output and f":{port}/" in output
+        assert "agent1" in output and "demo12345" in output and f":{port}/wall" in output
+        supervisor = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/auth/token",
+            data={"username": "supervisor", "password": "demo12345"},
+        ).json()["access_token"]
+        wall = httpx.get(
+            f"http://127.0.0.1:{port}/api/v1/kpi/wall",
+            headers={"Authorization": f"Bearer {supervisor}"},
+        ).json()
+        assert wall["rolling"]["last_hour"]["offered"] > 0  # simulated calls reached the wall
         token = httpx.post(
             f"http://127.0.0.1:{port}/api/v1/auth/token",
             data={"username": "supervisor", "password": "demo12345"},

@@ -3,6 +3,7 @@ fetches WAVs (cached, rendered on demand while it waits, or told to retry)."""
 
 from __future__ import annotations
 
+import io
 import shutil
 import threading
 import time
@@ -305,3 +306,34 @@ def test_audio_needs_the_cti_token_or_a_hotline_login(client, people, run_jobs, 
     assert client.get(url, headers=people["department"]).status_code == 403
     assert client.get(url, headers=people["agent"]).status_code == 200
     assert client.get("/api/v1/ivr/prompts/farewell.wav", headers=CTI).status_code == 404
+
+
+def test_a_published_articles_answer_is_read_aloud_by_a_real_worker(client, make_user):
+    """The knowledge base's answers go through the same renderer as the prompts."""
+    from knowledgebase import service as kb_service
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("missing system dependency: espeak-ng")
+    with db.transaction() as session:
+        kb_service.seed_sample(session)
+    staff = make_user("agent-kb", "agent")
+
+    thread, result = fetch_in_background(client, "/api/v1/ivr/articles/KB-SB-001.wav", staff)
+    text = "社会保障卡挂失与补办。" + kb_service_text()
+    run_worker_when_queued(ivr.render_job_id(cache_key("kb-KB-SB-001", text, ivr.VOICE)))
+    thread.join()
+    response = result["response"]
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/wav"
+    with wave.open(io.BytesIO(response.content)) as audio:
+        seconds = audio.getnframes() / audio.getframerate()
+    assert 10 < seconds < 120  # a paragraph of Chinese at espeak's default rate
+    missing = client.get("/api/v1/ivr/articles/NO-SUCH.wav", headers=staff)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "kb.not_found"
+
+
+def kb_service_text() -> str:
+    from knowledgebase import service as kb_service
+
+    with db.transaction() as session:
+        return kb_service.get_published(session, "KB-SB-001").text
