@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse
 
 from agents_ui.gateway import Gateway
 from agents_ui.gateway import router as gateway_router
+from agents_ui.pages import mount_static
+from agents_ui.pages import router as pages_router
 from dispatch.open311.router import router as open311_router
 from dispatch.routing.router import router as routing_router
 from dispatch.tickets.router import router as tickets_router
@@ -68,19 +69,8 @@ def create_app() -> FastAPI:
         metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
         return response
 
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    def index() -> str:
-        return _INDEX_HTML
+    # The browser pages last: their "/" and "/static" must not shadow an API route.
+    app.include_router(pages_router)
+    mount_static(app)
 
     return app
-
-
-_INDEX_HTML = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8"><title>珠海12345热线</title></head>
-<body><main><h1>珠海12345政务服务便民热线 · 工单派发系统</h1>
-<ul>
-<li><a href="/docs">API 文档 (OpenAPI)</a></li>
-<li><a href="/healthz">系统健康状态 /healthz</a></li>
-<li><a href="/metrics">Prometheus 指标 /metrics</a></li>
-</ul></main></body></html>
-"""

@@ -1,0 +1,388 @@
+// The agent console (话务台): state switcher, the answered call with the caller's history
+// (screen pop from the websocket), the ticket form with matter suggestions and the routing
+// preview, the knowledge base, my recent tickets, and keyboard shortcuts for all of them.
+
+import { api, describeError } from "./api.js";
+import {
+  $, AGENT_STATE_LABELS, debounce, deadlineBadge, fmtDateTime, h, replaceChildren, statusBadge,
+} from "./dom.js";
+import { mountKbPane } from "./kb.js";
+import { announce, markReady, prepareLive, showError, startPage } from "./shell.js";
+
+const LEVEL_LABELS = { city: "市级", area: "区级", town: "镇街" };
+const MY_TICKETS_KEPT = 10;
+// A screen pop replayed after a reload is shown again only while the call may still be on.
+const POP_FRESH_MS = 10 * 60 * 1000;
+
+async function main(me) {
+  const form = $("#ticket-form");
+  const kb = mountKbPane($("#kb-pane"));
+  const myTickets = new MyTickets(me.username, $("#my-tickets"));
+  const live = await prepareLive(me, "console", {
+    onEvent: (frame) => {
+      if (frame.topic === `agent.${me.username}` && frame.event === "call.answered") {
+        if (Date.now() - Date.parse(frame.at) < POP_FRESH_MS) showCall(frame.data);
+      } else if (frame.topic === "calls.agents" && frame.data.username === me.username) {
+        showState(frame.data.state);
+      } else if (frame.topic.startsWith("tickets.") && frame.data.number) {
+        myTickets.changed(frame.data.number);
+      }
+    },
+    onResync: () => { loadState(me); myTickets.load(); },
+  });
+  for (const button of document.querySelectorAll(".state-button")) {
+    button.addEventListener("click", () => setState(button.dataset.state));
+  }
+  const previewSoon = debounce(() => preview(form), 600);
+  const suggestSoon = debounce(() => suggest(form, previewSoon), 250);
+  form.content.addEventListener("input", () => { suggestSoon(); previewSoon(); });
+  form.address.addEventListener("input", previewSoon);
+  for (const name of ["matter_code", "urgent", "major", "multi_area"]) {
+    form[name].addEventListener("change", previewSoon);
+  }
+  $("#preview-button").addEventListener("click", () => { previewSoon.cancel(); preview(form); });
+  $("#new-button").addEventListener("click", () => newTicket(form));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    previewSoon.cancel();
+    submitTicket(form, myTickets);
+  });
+
+  document.addEventListener("keydown", (event) => {
+    if (event.ctrlKey && event.key === "Enter" && !event.altKey) {
+      // Not from another form (a knowledge-base error report): that one is submitted there.
+      const inForm = event.target.closest && event.target.closest("form");
+      if (inForm && inForm !== form) return;
+      event.preventDefault();
+      form.requestSubmit();
+      return;
+    }
+    if (!event.altKey || event.ctrlKey || event.metaKey) return;
+    const states = { Digit1: "ready", Digit2: "break", Digit3: "after_call_work" };
+    if (states[event.code]) {
+      event.preventDefault();
+      setState(states[event.code]);
+    } else if (event.code === "KeyS") {
+      event.preventDefault();
+      kb.input.focus();
+      kb.input.select();
+    } else if (event.code === "KeyN") {
+      event.preventDefault();
+      newTicket(form);
+    } else if (event.code === "KeyP") {
+      event.preventDefault();
+      previewSoon.cancel();
+      preview(form);
+    }
+  });
+
+  await Promise.all([loadState(me), loadMatters(), myTickets.load()]);
+  live.start();
+  markReady();
+}
+
+// -- agent state ------------------------------------------------------------------------------
+
+async function loadState(me) {
+  try {
+    const agents = await api("/api/v1/agents");
+    const mine = agents.find((a) => a.username === me.username);
+    showState(mine ? mine.state : "logged_out");
+  } catch (error) {
+    showError($("#state-error"), describeError(error));
+  }
+}
+
+function showState(state) {
+  $("#state-current").textContent = AGENT_STATE_LABELS[state] || state;
+  $("#state-current").dataset.state = state;
+  for (const button of document.querySelectorAll(".state-button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.state === state));
+  }
+}
+
+async function setState(state) {
+  const error = $("#state-error");
+  try {
+    const status = await api("/api/v1/agents/me/state", { method: "PUT", json: { state } });
+    showError(error, "");
+    showState(status.state);
+    announce(`坐席状态：${AGENT_STATE_LABELS[status.state]}`);
+  } catch (err) {
+    showError(error, describeError(err));
+  }
+}
+
+// -- the call and the caller's history ------------------------------------------------------------
+
+function showCall(call) {
+  const panel = $("[data-testid=incoming-call]");
+  panel.dataset.callId = call.call_id;
+  panel.classList.add("has-call");
+  const history = call.history || [];
+  const open = history.filter((t) => t.open).length;
+  const caller = call.caller || "未知号码";
+  const summary = `来电 ${caller} 已接通（通话编号 ${call.call_id}）。历史工单 ${history.length} 件，`
+    + `其中未办结 ${open} 件。`;
+  $("#call-summary").textContent = summary;
+  drawHistory(history);
+  const form = $("#ticket-form");
+  // A new call fills the caller's number unless the agent is already writing something.
+  if (call.caller && (!form.caller_phone.value || !form.content.value.trim())) {
+    form.caller_phone.value = call.caller;
+  }
+  form.dataset.callId = call.call_id;
+  const link = $("#call-link");
+  link.textContent = `本工单将关联通话 ${call.call_id}`;
+  link.hidden = false;
+}
+
+function drawHistory(history) {
+  const list = $("#caller-history");
+  if (!history.length) {
+    replaceChildren(list, h("li", { class: "empty" }, "该号码没有历史工单。"));
+    return;
+  }
+  replaceChildren(list, history.map((t) =>
+    h("li", { class: t.open ? "history-item is-open" : "history-item" },
+      h("div", { class: "history-head" },
+        h("span", { class: "ticket-number" }, t.number), statusBadge(t.status),
+        h("span", { class: "meta" }, `${fmtDateTime(t.received_at)} · ${t.matter_code} · ${t.lead_department}`)),
+      h("p", { class: "history-content" }, t.content),
+      t.reply ? h("p", { class: "history-reply" }, `答复：${t.reply}`) : null)));
+}
+
+// -- the ticket form --------------------------------------------------------------------------------
+
+async function loadMatters() {
+  const select = $("#matter-code");
+  try {
+    const matters = await api("/api/v1/routing/matters");
+    const groups = new Map();
+    for (const m of matters) {
+      if (!groups.has(m.category)) groups.set(m.category, h("optgroup", { label: m.category }));
+      groups.get(m.category).append(h("option", { value: m.code }, `${m.code} ${m.name}`));
+    }
+    select.append(...groups.values());
+  } catch (error) {
+    showError($("#ticket-error"), describeError(error));
+  }
+}
+
+let suggestRound = 0;
+
+async function suggest(form, previewSoon) {
+  const list = $("#matter-suggestions");
+  const q = form.content.value.trim();
+  const round = ++suggestRound;
+  if (!q) {
+    replaceChildren(list, h("li", { class: "empty" }, "输入诉求内容后显示推荐。"));
+    return;
+  }
+  try {
+    const found = await api("/api/v1/routing/suggest", { query: { q, limit: 5 } });
+    if (round !== suggestRound) return;
+    if (!found.length) {
+      replaceChildren(list, h("li", { class: "empty" }, "没有匹配的事项，可在上方手动选择。"));
+      return;
+    }
+    replaceChildren(list, found.map((s) => {
+      const chosen = form.matter_code.value === s.code;
+      return h("li", {}, h("button", {
+        type: "button", class: "chip", "aria-pressed": String(chosen), "data-code": s.code,
+        on: {
+          click: () => {
+            form.matter_code.value = form.matter_code.value === s.code ? "" : s.code;
+            for (const b of list.querySelectorAll("button")) {
+              b.setAttribute("aria-pressed", String(b.dataset.code === form.matter_code.value));
+            }
+            previewSoon();
+          },
+        },
+      }, `${s.code} ${s.name}`, h("span", { class: "chip-score" }, ` ${Math.round(s.score * 100)}%`)));
+    }));
+  } catch (error) {
+    if (round === suggestRound) replaceChildren(list, h("li", { class: "error" }, describeError(error)));
+  }
+}
+
+function ticketFields(form) {
+  return {
+    text: form.content.value.trim(),
+    address: form.address.value.trim(),
+    matter_code: form.matter_code.value || null,
+    major: form.major.checked,
+    multi_area: form.multi_area.checked,
+  };
+}
+
+let previewRound = 0;
+
+async function preview(form) {
+  const box = $("#routing-preview");
+  const fields = ticketFields(form);
+  const round = ++previewRound;
+  if (!fields.text && !fields.address) {
+    replaceChildren(box, h("p", { class: "empty" }, "填写诉求内容和地址后，这里显示将派往的部门和理由。"));
+    return null;
+  }
+  try {
+    const decision = await api("/api/v1/routing/preview", { method: "POST", json: fields });
+    if (round !== previewRound) return decision;
+    drawPreview(box, decision);
+    return decision;
+  } catch (error) {
+    if (round === previewRound) replaceChildren(box, h("p", { class: "error" }, describeError(error)));
+    return null;
+  }
+}
+
+function drawPreview(box, d) {
+  const desk = d.department.code === "DESK";
+  const where = [d.location.area && d.location.area.name, d.location.town && d.location.town.name]
+    .filter(Boolean).join(" ");
+  replaceChildren(box,
+    h("p", { class: desk ? "preview-target is-desk" : "preview-target" },
+      desk ? "转派单台人工派单：" : "将派往：",
+      h("strong", { class: "preview-department", "data-code": d.department.code }, d.department.name),
+      h("span", { class: "meta" }, `（${d.department.code}）`)),
+    h("dl", { class: "preview-facts" },
+      h("dt", {}, "事项"), h("dd", {}, `${d.matter.code} ${d.matter.name}`),
+      h("dt", {}, "层级"), h("dd", {}, `${LEVEL_LABELS[d.level] || d.level}${d.escalated ? "（已升级至市级）" : ""}`),
+      h("dt", {}, "属地"), h("dd", {}, where || (d.location.outside ? "珠海市外" : "未识别")),
+      h("dt", {}, "规则版本"), h("dd", {}, d.rule_version)),
+    d.needs_confirmation
+      ? h("p", { class: "warning" }, h("span", { "aria-hidden": "true" }, "⚠ "),
+        "事项由系统根据内容推测，请与市民确认后再提交，或在“事项”中手动选择。")
+      : null,
+    d.location.ambiguous.length
+      ? h("p", { class: "warning" }, "地点有歧义，可能是：", d.location.ambiguous.map((r) => r.name).join("、"))
+      : null,
+    h("h3", { class: "small-heading" }, "派单理由"),
+    h("ol", { class: "explanation" }, d.explanation.map((step) =>
+      h("li", { "data-code": step.code }, step.message))));
+}
+
+async function submitTicket(form, myTickets) {
+  const error = $("#ticket-error");
+  const result = $("#ticket-result");
+  const content = form.content.value.trim();
+  if (!content) {
+    showError(error, "请填写诉求内容。");
+    form.content.focus();
+    return;
+  }
+  const phone = form.caller_phone.value.trim();
+  if (phone && !/^[0-9+-]*$/.test(phone)) {
+    showError(error, "来电号码只能包含数字、+ 和 -。");
+    form.caller_phone.focus();
+    return;
+  }
+  const body = {
+    channel: "phone",
+    content,
+    address: form.address.value.trim(),
+    caller_name: form.caller_name.value.trim(),
+    caller_phone: phone,
+    matter_code: form.matter_code.value || null,
+    major: form.major.checked,
+    multi_area: form.multi_area.checked,
+    call_id: form.dataset.callId || null,
+  };
+  // Unticked means "as the matter says" (an elevator entrapment is urgent by itself).
+  if (form.urgent.checked) body.urgent = true;
+  const button = $("#submit-button");
+  button.disabled = true;
+  try {
+    const ticket = await api("/api/v1/tickets", { method: "POST", json: body });
+    showError(error, "");
+    const department = ticket.routing.department ? ticket.routing.department.name : ticket.lead_department;
+    const duplicates = ticket.possible_duplicates.length
+      ? `；可能重复：${ticket.possible_duplicates.join("、")}` : "";
+    result.textContent = `已提交工单 ${ticket.number}，派往 ${department}${duplicates}。`;
+    result.dataset.number = ticket.number;
+    myTickets.add(ticket);
+    newTicket(form, { keepResult: true });
+  } catch (err) {
+    showError(error, describeError(err));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function newTicket(form, { keepResult = false } = {}) {
+  form.reset();
+  delete form.dataset.callId;
+  $("#call-link").hidden = true;
+  showError($("#ticket-error"), "");
+  if (!keepResult) $("#ticket-result").textContent = "";
+  replaceChildren($("#matter-suggestions"), h("li", { class: "empty" }, "输入诉求内容后显示推荐。"));
+  replaceChildren($("#routing-preview"),
+    h("p", { class: "empty" }, "填写诉求内容和地址后，这里显示将派往的部门和理由。"));
+  form.content.focus();
+}
+
+// -- my recent tickets --------------------------------------------------------------------------------
+
+class MyTickets {
+  // The API lists every ticket for hotline roles; which ones this agent filed is kept here,
+  // per user, so the list survives a reload and the next shift's log-in on the same desk.
+  constructor(username, list) {
+    this.key = `hotline.myTickets.${username}`;
+    this.list = list;
+    this.tickets = new Map();
+  }
+
+  numbers() {
+    try {
+      const stored = JSON.parse(localStorage.getItem(this.key) || "[]");
+      return Array.isArray(stored) ? stored.filter((n) => typeof n === "string") : [];
+    } catch (error) {
+      return [];
+    }
+  }
+
+  async load() {
+    const loaded = await Promise.all(this.numbers().map((n) =>
+      api(`/api/v1/tickets/${encodeURIComponent(n)}`).catch(() => null)));
+    this.tickets = new Map(loaded.filter(Boolean).map((t) => [t.number, t]));
+    this.draw();
+  }
+
+  add(ticket) {
+    const numbers = [ticket.number, ...this.numbers().filter((n) => n !== ticket.number)]
+      .slice(0, MY_TICKETS_KEPT);
+    localStorage.setItem(this.key, JSON.stringify(numbers));
+    this.tickets.set(ticket.number, ticket);
+    this.draw();
+  }
+
+  async changed(number) {
+    if (!this.tickets.has(number)) return;
+    try {
+      this.tickets.set(number, await api(`/api/v1/tickets/${encodeURIComponent(number)}`));
+      this.draw();
+    } catch (error) {
+      // It will be right on the next load; a refresh failure is not worth an alarm.
+    }
+  }
+
+  draw() {
+    const rows = this.numbers().map((n) => this.tickets.get(n)).filter(Boolean);
+    if (!rows.length) {
+      replaceChildren(this.list, h("li", { class: "empty" }, "本班次还没有提交工单。"));
+      return;
+    }
+    replaceChildren(this.list, rows.map((t) =>
+      h("li", { class: "mini-ticket", "data-number": t.number },
+        h("div", { class: "history-head" }, h("span", { class: "ticket-number" }, t.number),
+          statusBadge(t.status), deadlineBadge(t.deadline_status)),
+        h("p", { class: "mini-content" }, t.content),
+        h("p", { class: "meta" },
+          `${fmtDateTime(t.received_at)} · ${t.routing.department ? t.routing.department.name : t.lead_department}`))));
+  }
+}
+
+// Last: the classes above must be defined before the page starts.
+const me = await startPage("/console");
+if (me) await main(me);
