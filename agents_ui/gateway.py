@@ -1,9 +1,10 @@
 """The websocket gateway: live events to consoles, walls and inboxes (Zulip's protocol).
 
-A client connects to ``/ws?token=…&last_id=N``. Frames are JSON: ``hello``, ``event`` (see
-``frame``), ``heartbeat``, ``pong`` and ``resync``. It receives what it missed since ``N`` from
-the event log, then live events, each with its increasing ``id``; if it missed too much it is
-told to ``resync`` (reload a fresh snapshot). Topics are limited by role and department.
+A client connects to ``/ws?token=…&last_id=N&topics=a,b.``. Frames are JSON: ``hello`` (with
+the topics granted), ``event`` (see ``frame``), ``heartbeat``, ``pong`` and ``resync``. It
+receives what it missed since ``N`` from the event log, then live events, each with its
+increasing ``id``; if it missed too much it is told to ``resync`` (reload a fresh snapshot).
+Topics are the ones it asks for, limited by role and department (``hotline.core.topics``).
 
 One Redis pub/sub subscription per API process feeds every client of that process, so events
 reach clients on every process. The subscriber watches the ids: a gap (a message lost while
@@ -32,7 +33,7 @@ from hotline.core.errors import AppError
 from hotline.core.events import events_after, last_event_id, topic_matches
 from hotline.core.outbox import EVENTS_CHANNEL
 from hotline.core.redis import redis_url
-from hotline.core.topics import visible_topic_prefixes
+from hotline.core.topics import narrow, visible_topic_prefixes
 
 log = logging.getLogger(__name__)
 
@@ -126,13 +127,32 @@ class Gateway:
 
     def _fan_out(self, event: dict[str, Any]) -> None:
         self.last_id = max(self.last_id, event["id"])
+        # Encoded once for every client: with hundreds of consoles, encoding per socket was
+        # most of the gateway's CPU.
+        outgoing = Outgoing(event["id"], encode(frame(event)))
         for client in list(self.clients):
             if client.dropped or not client.wants(event["topic"]):
                 continue
             try:
-                client.queue.put_nowait(event)
+                client.queue.put_nowait(outgoing)
             except asyncio.QueueFull:
                 client.dropped = True  # the sender notices, says resync and closes
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A frame ready for the wire, with the event id the pump checks against the replay."""
+
+    id: int
+    text: str
+
+
+_PONG = Outgoing(0, "")
+
+
+def encode(message: dict[str, Any]) -> str:
+    # The same encoding as Starlette's send_json, so clients see identical frames.
+    return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
 
 
 def frame(event: dict[str, Any]) -> dict[str, Any]:
@@ -175,7 +195,11 @@ async def events_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     gateway: Gateway = websocket.app.state.gateway
-    client = Client(principal, visible_topic_prefixes(principal))
+    requested = websocket.query_params.get("topics")
+    patterns = narrow(
+        visible_topic_prefixes(principal), requested.split(",") if requested else None
+    )
+    client = Client(principal, patterns)
     raw_last = websocket.query_params.get("last_id")
     # Register before replaying, so nothing published meanwhile falls between the two.
     gateway.clients.add(client)
@@ -185,6 +209,7 @@ async def events_socket(websocket: WebSocket) -> None:
                 "type": "hello",
                 "user": principal.username,
                 "roles": sorted(principal.roles),
+                "topics": patterns,
                 "last_id": gateway.last_id,
             }
         )
@@ -215,16 +240,16 @@ async def _pump(
                 await websocket.close(code=CLOSE_RESYNC)
                 return
             try:
-                event = await asyncio.wait_for(client.queue.get(), timeout=HEARTBEAT_SECONDS)
+                outgoing = await asyncio.wait_for(client.queue.get(), timeout=HEARTBEAT_SECONDS)
             except TimeoutError:
                 await websocket.send_json({"type": "heartbeat", "last_id": gateway.last_id})
                 continue
-            if event.get("type") == "pong":
+            if outgoing is _PONG:
                 await websocket.send_json({"type": "pong", "last_id": gateway.last_id})
                 continue
-            if event["id"] <= replayed_up_to:
+            if outgoing.id <= replayed_up_to:
                 continue  # already sent by the replay
-            await websocket.send_json(frame(event))
+            await websocket.send_text(outgoing.text)
     finally:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -238,4 +263,4 @@ async def _receive(websocket: WebSocket, client: Client) -> None:
         message = await websocket.receive_text()
         if message == "ping":
             with contextlib.suppress(asyncio.QueueFull):
-                client.queue.put_nowait({"type": "pong"})
+                client.queue.put_nowait(_PONG)

@@ -133,6 +133,9 @@ def publish_change(session: Session, ticket: Ticket, event_type: str, **extra: A
     }
     for code in _department_codes(ticket):
         publish_after_commit(session, f"tickets.dept.{code}", event_type, data)
+    # For the console of whoever took the request ("my recent tickets"), which follows only
+    # its own tickets rather than every change in the city.
+    publish_after_commit(session, f"tickets.by.{ticket.created_by}", event_type, data)
 
 
 def _record(

@@ -451,7 +451,7 @@ def set_state(
     session.add(AgentStateChange(username=username, state=state, at=at))
     session.flush()
     publish_after_commit(
-        session, "calls.agents", "agent.state", {"username": username, "state": state}
+        session, f"calls.agents.{username}", "agent.state", {"username": username, "state": state}
     )
     return status
 

@@ -1,6 +1,7 @@
 """The websocket gateway: authentication, topics by role, replay by last id, slow clients."""
 
 import asyncio
+import json
 
 import pytest
 from starlette.websockets import WebSocketDisconnect
@@ -8,7 +9,7 @@ from starlette.websockets import WebSocketDisconnect
 from agents_ui.gateway import Client, Gateway
 from hotline.core import db
 from hotline.core.auth import Principal
-from hotline.core.events import publish_after_commit
+from hotline.core.events import last_event_id, publish_after_commit
 
 
 def token_of(headers):
@@ -43,6 +44,43 @@ def test_department_gets_only_its_topics_live(client, make_user):
         publish("tickets.dept.XZ-MARKET", "ticket.created", n="mine")
         event = next_event(ws)
         assert event["data"] == {"n": "mine"} and event["topic"] == "tickets.dept.XZ-MARKET"
+
+
+def test_a_console_asks_for_its_own_topics_and_gets_no_more(client, make_user):
+    agent = make_user("amy", "agent")
+    topics = "agent.amy,calls.agents.amy,tickets.by.amy,agent.bob"
+    with client.websocket_connect(f"/ws?token={token_of(agent)}&topics={topics}") as ws:
+        hello = ws.receive_json()
+        assert hello["topics"] == ["agent.amy", "calls.agents.amy", "tickets.by.amy"]
+        publish("calls.agents.bob", "agent.state", n="another agent")
+        publish("calls.queues", "calls.changed", n="the queues")
+        publish("tickets.dept.XZ-MARKET", "ticket.created", n="a department's")
+        publish("tickets.by.amy", "ticket.created", n="mine")
+        assert next_event(ws)["data"] == {"n": "mine"}
+
+
+def test_asking_for_more_than_the_role_allows_is_cut_down(client, make_user):
+    department = make_user("xz", "department", departments=("XZ-MARKET",))
+    topics = "tickets.,calls.,agent.sup"
+    with client.websocket_connect(f"/ws?token={token_of(department)}&topics={topics}") as ws:
+        assert ws.receive_json()["topics"] == ["tickets.dept.XZ-MARKET"]
+        publish("tickets.by.xz", "ticket.created", n="not a department topic")
+        publish("calls.queues", "calls.changed", n="not for departments")
+        publish("tickets.dept.XZ-MARKET", "ticket.created", n="mine")
+        assert next_event(ws)["data"] == {"n": "mine"}
+
+
+def test_replay_after_a_reconnect_keeps_to_the_topics_asked_for(client, make_user):
+    supervisor = make_user("sup", "supervisor")
+    token = token_of(supervisor)
+    publish("kpi.wall", "kpi.updated", n=0)
+    with db.transaction() as session:
+        last_id = last_event_id(session)  # what a client saw last before it went away
+    publish("calls.queues", "calls.changed", n="unwanted")
+    publish("kpi.wall", "kpi.updated", n="wanted")
+    with client.websocket_connect(f"/ws?token={token}&last_id={last_id}&topics=kpi.") as ws:
+        ws.receive_json()
+        assert next_event(ws)["data"] == {"n": "wanted"}
 
 
 def test_reconnecting_with_the_last_id_replays_what_was_missed(client, make_user):
@@ -83,7 +121,7 @@ def test_a_slow_client_is_dropped_and_never_holds_others_back():
         fast = Client(_principal("fast", "supervisor"), ["kpi."], asyncio.Queue(100))
         gateway.clients = {slow, fast}
         for i in range(1, 51):
-            gateway._fan_out({"id": i, "topic": "kpi.wall", "type": "x", "data": {}})
+            gateway._fan_out({"id": i, "topic": "kpi.wall", "type": "x", "data": {}, "at": None})
             if fast.queue.qsize() > 40:
                 while not fast.queue.empty():
                     fast.queue.get_nowait()
@@ -109,6 +147,7 @@ def test_a_gap_in_pubsub_is_filled_from_the_log(database):
             log = events_after(session, 0)
         # Redis lost the first two messages: only the third arrives.
         await gateway.deliver(log[2])
-        return [watcher.queue.get_nowait()["data"]["n"] for _ in range(watcher.queue.qsize())]
+        frames = [watcher.queue.get_nowait() for _ in range(watcher.queue.qsize())]
+        return [json.loads(f.text)["data"]["n"] for f in frames]
 
     assert asyncio.run(scenario()) == [1, 2, 3]

@@ -19,10 +19,12 @@ async function main(me) {
   const kb = mountKbPane($("#kb-pane"));
   const myTickets = new MyTickets(me.username, $("#my-tickets"));
   const live = await prepareLive(me, "console", {
+    // Only this agent's screen pops, state and tickets: not every change in the city.
+    topics: [`agent.${me.username}`, `calls.agents.${me.username}`, `tickets.by.${me.username}`],
     onEvent: (frame) => {
       if (frame.topic === `agent.${me.username}` && frame.event === "call.answered") {
         if (Date.now() - Date.parse(frame.at) < POP_FRESH_MS) showCall(frame.data);
-      } else if (frame.topic === "calls.agents" && frame.data.username === me.username) {
+      } else if (frame.topic === `calls.agents.${me.username}`) {
         showState(frame.data.state);
       } else if (frame.topic.startsWith("tickets.") && frame.data.number) {
         myTickets.changed(frame.data.number);

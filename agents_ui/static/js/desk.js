@@ -148,6 +148,7 @@ async function main(me) {
   }
 
   const live = await prepareLive(me, "desk", {
+    topics: ["tickets.dept.DESK"], // arrivals at the desk, returns, and tickets leaving it
     onEvent: (frame) => { if (frame.topic.startsWith("tickets.")) loadSoon(); },
     onResync: () => load(),
   });

@@ -174,6 +174,7 @@ async function main(me) {
   }
 
   const live = await prepareLive(me, "inbox", {
+    topics: ["tickets.dept."], // the gateway narrows it to the user's own departments
     onEvent: (frame) => {
       if (!frame.topic.startsWith("tickets.")) return;
       const data = frame.data || {};

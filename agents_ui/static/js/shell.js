@@ -70,9 +70,10 @@ function showLiveStatus(state) {
  * Prepare the live connection BEFORE loading the page's snapshot, so that nothing published
  * between the snapshot and the connection is lost: the starting id is read first (the one
  * kept from earlier in this tab, or the newest now), and the gateway replays everything
- * after it. Call .start() on the result once the snapshot is drawn.
+ * after it. Call .start() on the result once the snapshot is drawn. `topics` narrows what the
+ * page receives to what it shows (the gateway never grants more than the role may see).
  */
-export async function prepareLive(me, page, { onEvent, onResync }) {
+export async function prepareLive(me, page, { onEvent, onResync, topics }) {
   const storageKey = `hotline.lastEventId.${page}.${me.username}`;
   let lastId = HotlineSocket.storedLastId(storageKey);
   if (lastId === null) {
@@ -81,6 +82,7 @@ export async function prepareLive(me, page, { onEvent, onResync }) {
   }
   const socket = new HotlineSocket({
     token: getToken(),
+    topics,
     storageKey,
     lastId,
     onEvent,

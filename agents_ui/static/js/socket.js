@@ -15,13 +15,15 @@ const CLOSE_FORBIDDEN = 4403;
 
 export class HotlineSocket {
   /**
-   * token: the access token; storageKey: where the last event id is kept;
+   * token: the access token; topics: the topic patterns wanted (all visible ones if none);
+   * storageKey: where the last event id is kept;
    * lastId: the id to start from (events after it are replayed);
    * onEvent(frame), onResync(reason), onStatus(state) with state one of
    * "connecting" | "online" | "offline"; onAuthFailure(code).
    */
-  constructor({ token, storageKey, lastId, onEvent, onResync, onStatus, onAuthFailure }) {
+  constructor({ token, topics, storageKey, lastId, onEvent, onResync, onStatus, onAuthFailure }) {
     this.token = token;
+    this.topics = topics || [];
     this.storageKey = storageKey;
     this.lastId = lastId ?? null;
     this.onEvent = onEvent || (() => {});
@@ -96,6 +98,7 @@ export class HotlineSocket {
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", this.token);
     if (this.lastId !== null) url.searchParams.set("last_id", String(this.lastId));
+    if (this.topics.length) url.searchParams.set("topics", this.topics.join(","));
     this.url = url.pathname + "?last_id=" + (this.lastId ?? ""); // never expose the token
     this.onStatus("connecting");
     let socket;

@@ -272,6 +272,7 @@ async function main() {
   const wallSoon = coalesce(loadWall, 400, 2000);
   const chartSoon = coalesce(loadChart, 5000, 15000);
   const live = await prepareLive(me, "wall", {
+    topics: ["calls.", "kpi.", "tickets.dept."],
     onEvent: (frame) => {
       if (frame.topic === "kpi.alerts") noteAlert(frame);
       if (/^(calls|kpi|tickets)\./.test(frame.topic)) wallSoon();

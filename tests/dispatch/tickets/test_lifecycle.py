@@ -70,8 +70,10 @@ def test_the_closed_loop_from_intake_to_closing_publishes_every_change(desk, eve
     assert created["accept_deadline"] is not None and created["finish_deadline"] is None
     assert created["possible_duplicates"] == []
     created_events = [e for e in events(mark) if e["data"]["number"] == number]
+    # The department's inbox and the console of the agent who took the request.
     assert [(e["topic"], e["type"]) for e in created_events] == [
-        (f"tickets.dept.{MARKET}", "ticket.created")
+        (f"tickets.dept.{MARKET}", "ticket.created"),
+        ("tickets.by.agent", "ticket.created"),
     ]
 
     steps = [
@@ -91,8 +93,10 @@ def test_the_closed_loop_from_intake_to_closing_publishes_every_change(desk, eve
         assert answer["version"] > version, f"{action} must move the version"
         version = answer["version"]
         published = [e for e in events(mark) if e["data"]["number"] == number]
+        event_type = f"ticket.{action.replace('-', '_')}"
         assert [(e["topic"], e["type"]) for e in published] == [
-            (f"tickets.dept.{MARKET}", f"ticket.{action.replace('-', '_')}")
+            (f"tickets.dept.{MARKET}", event_type),
+            ("tickets.by.agent", event_type),
         ], action
         assert published[0]["data"]["status"] == status
         assert published[0]["data"]["version"] == version

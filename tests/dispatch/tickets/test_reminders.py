@@ -36,10 +36,12 @@ def trail_of(desk, number: str, *actions: str) -> list[dict]:
 
 
 def events_for(events, mark: int, number: str | None = None) -> list[tuple[str, str]]:
+    """What departments and supervisors were told (the creator's console copy left out)."""
     return [
         (e["topic"], e["type"])
         for e in events(mark)
-        if number is None or e["data"].get("number") == number
+        if (number is None or e["data"].get("number") == number)
+        and not e["topic"].startswith("tickets.by.")
     ]
 
 
