@@ -327,6 +327,9 @@ def demo(
         typer.echo(f"demo tickets: {created} created")
 
     env = dict(os.environ)
+    # The simulator makes several requests a second: at INFO their access log would bury the
+    # URLs and logins printed below. An explicit HOTLINE_LOG_LEVEL still wins.
+    env.setdefault("HOTLINE_LOG_LEVEL", "WARNING")
     python = sys.executable
     processes = [
         subprocess.Popen(
