@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from hotline.calls import service as calls_service
@@ -50,12 +51,12 @@ def _ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + timedelta(hours=1)
 
 
-def _pending(offer: CallOffer, now: datetime) -> bool:
+def _pending(offer: CallOffer | Row, now: datetime) -> bool:
     threshold = get_settings().answer_threshold_seconds
     return offer.outcome == "waiting" and now - offer.offered_at < timedelta(seconds=threshold)
 
 
-def _add_raw(totals: dict[str, float], offers: list[CallOffer], now: datetime) -> int:
+def _add_raw(totals: dict[str, float], offers: list[Row], now: datetime) -> int:
     waiting = 0
     for offer in offers:
         if _pending(offer, now):
@@ -136,7 +137,7 @@ def _figures(totals: dict[str, float], waiting: int) -> dict[str, Any]:
     }
 
 
-def classify(offer: CallOffer) -> str:
+def classify(offer: CallOffer | Row) -> str:
     """How one request counts: within / late / abandoned / short_abandon / unanswered."""
     settings = get_settings()
     if offer.answered_at is not None:
