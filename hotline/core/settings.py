@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         1.0, description="how often a process retries outbox rows Redis did not take"
     )
+    worker_heartbeat_seconds: int = Field(
+        30, ge=1, description="how often a busy worker tells Redis that its job still runs"
+    )
+    worker_heartbeat_grace_seconds: int = Field(
+        60, ge=1, description="a job whose worker missed heartbeats this long is retried"
+    )
+    worker_maintenance_seconds: int = Field(
+        60, ge=1, description="how often workers look for abandoned jobs and a dead scheduler"
+    )
     log_level: str = Field("INFO", description="Python logging level")
     answer_threshold_seconds: int = Field(
         15, description="a call answered within this many seconds counts as answered in time"

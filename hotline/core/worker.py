@@ -1,33 +1,151 @@
-"""The rq worker of the system: runs jobs and scheduled jobs, and retries the outbox."""
+"""The rq worker of the system: runs jobs and scheduled jobs, and retries the outbox.
+
+What happens when things break (each case has a test in tests/production):
+
+- A worker killed mid-job (SIGKILL, the OOM killer): its work-horse and scheduler die with it,
+  so nothing runs on unsupervised. The job stays in rq's started registry; once its heartbeat
+  is older than ``worker_heartbeat_seconds + worker_heartbeat_grace_seconds``, the next
+  maintenance run of another worker (every ``worker_maintenance_seconds``) retries it. Jobs
+  re-read their state in their own transaction, so a retry never does the work twice.
+- Redis away: rq's scheduler process dies and rq itself quits its loop when Redis fails
+  outside its wait for jobs. The worker waits until Redis answers and starts working again,
+  under the same name, with its scheduler.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
+import os
+import signal
+import threading
 
+import redis
 from rq import Queue, Worker
+from rq.job import Job
 
 from hotline.core.db import transaction
 from hotline.core.models import AuditEntry
 from hotline.core.outbox import RelayThread
-from hotline.core.redis import get_redis
+from hotline.core.redis import redis_url
+from hotline.core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
 QUEUES = ("high", "default", "low")
+_PR_SET_PDEATHSIG = 1
+_REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+class HotlineWorker(Worker):
+    """rq's forking worker with a configurable heartbeat grace and a record of why it stopped."""
+
+    def __init__(self, *args, heartbeat_grace: int = 60, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.heartbeat_grace = heartbeat_grace
+        self.shutdown_requested = False
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        # rq's own rule with its fixed 60 s of grace made a configurable setting: how long a
+        # job may go without a heartbeat before another worker takes it for abandoned.
+        interval = self.job_monitoring_interval
+        if job.timeout and job.timeout > 0:
+            interval = min(job.timeout - working_time, interval)
+        return int(interval) + self.heartbeat_grace
+
+    def request_stop(self, signum, frame) -> None:
+        self.shutdown_requested = True  # SIGTERM/SIGINT: stop for good, do not start over
+        super().request_stop(signum, frame)
+
+
+def _die_with_the_worker() -> None:
+    """Have every process the worker forks (work-horse, scheduler) end when the worker does.
+
+    rq puts its work-horse in a process group of its own, so a SIGKILLed worker leaves it
+    running without heartbeats: rq then retries the job elsewhere while it still runs. With
+    PR_SET_PDEATHSIG the kernel sends SIGTERM instead, which ends a work-horse at once and
+    makes the scheduler give its lock back.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = libc.prctl
+    except (OSError, AttributeError):  # not Linux: rq's own behaviour
+        return
+    parent = os.getpid()
+
+    def in_child() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the worker died between fork and prctl
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    os.register_at_fork(after_in_child=in_child)
+
+
+def _make_worker(connection: redis.Redis, name: str | None) -> HotlineWorker:
+    settings = get_settings()
+    return HotlineWorker(
+        [Queue(q, connection=connection) for q in QUEUES],
+        connection=connection,
+        name=name,
+        job_monitoring_interval=settings.worker_heartbeat_seconds,
+        maintenance_interval=settings.worker_maintenance_seconds,
+        # An idle rq worker runs its maintenance only between two waits for a job, and waits
+        # worker_ttl - 15 s: rq's 420 s default would make the maintenance interval a wish.
+        worker_ttl=settings.worker_maintenance_seconds + 15,
+        heartbeat_grace=settings.worker_heartbeat_grace_seconds,
+    )
+
+
+def _wait_for_redis(connection: redis.Redis, stop: threading.Event) -> None:
+    pause = 0.5
+    while not stop.is_set():
+        with contextlib.suppress(*_REDIS_ERRORS):
+            if connection.ping():
+                return
+        stop.wait(pause)
+        pause = min(pause * 2, 5.0)
+
+
+def _forget(worker: HotlineWorker) -> None:
+    """Clear what a worker that quit on a Redis error left behind, so that its successor can
+    register under the same name and take the scheduler over at once."""
+    with contextlib.suppress(*_REDIS_ERRORS):
+        if worker.scheduler is not None:
+            worker.scheduler.release_locks()  # only the locks this scheduler still owns
+        worker.register_death()
 
 
 def run_worker(
     *, burst: bool = False, name: str | None = None, with_scheduler: bool = True
 ) -> None:
-    """Work the queues until stopped (or until empty with ``burst``)."""
-    connection = get_redis()
+    """Work the queues until stopped (or until empty with ``burst``), through Redis outages."""
+    # A connection of its own: rq raises the socket timeout of the connection it is given to
+    # outlast its blocking wait for jobs, which the outbox relay must not inherit.
+    connection = redis.Redis.from_url(redis_url(), socket_connect_timeout=2)
+    _die_with_the_worker()
     relay = RelayThread()
     relay.start()
+    stop = threading.Event()
     try:
-        worker = Worker(
-            [Queue(q, connection=connection) for q in QUEUES], connection=connection, name=name
-        )
-        worker.work(burst=burst, with_scheduler=with_scheduler)
+        while not stop.is_set():
+            worker = _make_worker(connection, name)
+            name = worker.name
+            try:
+                worker.work(burst=burst, with_scheduler=with_scheduler)
+            except _REDIS_ERRORS as exc:
+                log.warning("worker %s lost Redis: %s", name, exc)
+            if burst or worker.shutdown_requested:
+                return
+            # rq left its loop without being asked to (Redis failed outside its wait for jobs):
+            # start over once Redis answers, rather than leave the queues unworked. Until the
+            # next worker installs its own, a signal only ends the wait.
+            log.warning("worker %s stopped working; starting again once Redis answers", name)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: stop.set())
+            stop.wait(1.0)  # a worker that quits at once for another reason must not spin
+            _wait_for_redis(connection, stop)
+            _forget(worker)
     finally:
         relay.stop()
 
