@@ -86,7 +86,10 @@ class Gateway:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis away: poll the log, then retry
                 log.warning("event subscription lost (%s); catching up from the log", exc)
-                await self.catch_up()
+                # The database may be away too (a restart): that must not end this loop, or
+                # this process would forward no event again until it is restarted.
+                with contextlib.suppress(Exception):
+                    await self.catch_up()
                 await asyncio.sleep(1.0)
 
     async def _subscribe(self) -> None:

@@ -2,7 +2,9 @@
 
 Each job re-reads the ticket in its own transaction and does nothing unless the ticket is still
 running against the deadline it was scheduled for: an accepted, extended or closed ticket makes
-its old jobs harmless, and a job run twice leaves one trace.
+its old jobs harmless, and a job run twice leaves one trace. Each job locks the ticket's row
+first: two runs at the same time (rq retrying a job whose worker seemed dead while it was only
+slow) then take turns, and the second sees the first one's trace.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ def _already(session, ticket: Ticket, action: str, which: str, deadline_iso: str
 def remind(ticket_id: int, which: str, deadline_iso: str, label: str) -> str:
     """Remind the department that a deadline approaches (at 80 % of the time, one hour left)."""
     with transaction() as session:
-        ticket = session.get(Ticket, ticket_id)
+        ticket = session.get(Ticket, ticket_id, with_for_update=True)
         if not _still_running(ticket, which, deadline_iso):
             return "not running"
         if _already(session, ticket, "reminder", which, deadline_iso, label):
@@ -72,7 +74,7 @@ def remind(ticket_id: int, which: str, deadline_iso: str, label: str) -> str:
 def deadline_passed(ticket_id: int, which: str, deadline_iso: str) -> str:
     """Mark the ticket overdue and tell the supervisors, if the deadline passed unmet."""
     with transaction() as session:
-        ticket = session.get(Ticket, ticket_id)
+        ticket = session.get(Ticket, ticket_id, with_for_update=True)
         if not _still_running(ticket, which, deadline_iso):
             return "not running"
         if _already(session, ticket, "overdue", which, deadline_iso):

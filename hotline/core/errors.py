@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,18 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body("validation_error", f"invalid request: {summary}", problems=problems),
             status_code=422,
+        )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def _database_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        # The database went away (restart, failover, network): a clean refusal the client may
+        # retry, not a 500; the connection pool reconnects by itself once it is back.
+        log.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0][:300])
+        return JSONResponse(
+            error_body("database.unavailable", "the database does not answer; try again soon"),
+            status_code=503,
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(Exception)

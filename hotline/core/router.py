@@ -59,8 +59,9 @@ def me(principal: Annotated[Principal, Depends(current_principal)]) -> Me:
 
 @router.get("/healthz", tags=["operations"])
 def healthz(session: SessionDep, response: Response) -> dict:
-    """200 when the database and Redis answer, 503 (with what is wrong) when either does not."""
-    state: dict = {"status": "ok"}
+    """200 when the database and Redis answer. Otherwise 503 with ``status: "degraded"``, the
+    parts that do not answer in ``degraded`` and what that means in ``message``."""
+    state: dict = {"status": "ok", "degraded": []}
     try:
         session.execute(text("SELECT 1"))
         state["database"] = {"ok": True, "pending_outbox": outbox.pending_count(session)}
@@ -78,8 +79,16 @@ def healthz(session: SessionDep, response: Response) -> dict:
     except (redis.RedisError, OSError, RuntimeError) as exc:
         state["redis"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
         state["workers"] = {"count": None}
-    if not (state["database"]["ok"] and state["redis"]["ok"]):
+    degraded = [part for part in ("database", "redis") if not state[part]["ok"]]
+    if degraded:
         state["status"] = "degraded"
+        state["degraded"] = degraded
+        meaning = {
+            "database": "The database does not answer: requests fail with 503 until it is back.",
+            "redis": "Redis does not answer: tickets are still taken, their jobs and live "
+            "events wait in the outbox (pending_outbox) and leave when Redis is back.",
+        }
+        state["message"] = " ".join(meaning[part] for part in degraded)
         response.status_code = 503
     elif not state["workers"]["count"]:
         state["status"] = "no_workers"  # jobs queue up but nothing runs them: worth a look

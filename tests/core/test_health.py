@@ -12,6 +12,7 @@ def test_healthy_system(client):
     body = response.json()
     assert body["database"]["ok"] and body["redis"]["ok"]
     assert body["workers"]["count"] == 0 and body["status"] == "no_workers"
+    assert body["degraded"] == []
 
 
 def test_every_error_is_json(client):
@@ -52,5 +53,6 @@ def test_health_turns_503_while_redis_is_down_and_recovers_without_restart(priva
     down = client.get("/healthz")
     assert down.status_code == 503
     assert down.json()["status"] == "degraded" and down.json()["redis"]["ok"] is False
+    assert down.json()["degraded"] == ["redis"] and "outbox" in down.json()["message"]
     ensure_embedded_redis(private_redis)
     assert client.get("/healthz").status_code == 200
