@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hotline.core.moments import Day
+
 
 class SearchHit(BaseModel):
     key: str
@@ -23,7 +25,7 @@ class ArticleCreate(BaseModel):
     category: str = Field(min_length=1, max_length=64)
     keywords: list[str] = Field(default_factory=list, max_length=50)
     department: str | None = Field(None, max_length=32, description="owning department code")
-    review_by: date | None = Field(None, description="reviewed again by this day (reminder)")
+    review_by: Day | None = Field(None, description="reviewed again by this day (reminder)")
     note: str | None = Field(None, max_length=1000)
 
 
@@ -35,7 +37,7 @@ class ArticleEdit(BaseModel):
     keywords: list[str] | None = Field(None, max_length=50)
     category: str | None = Field(None, min_length=1, max_length=64)
     department: str | None = Field(None, max_length=32)
-    review_by: date | None = None
+    review_by: Day | None = None
     note: str | None = Field(None, max_length=1000)
     base_version: int | None = Field(None, ge=1, description="the version the edit started from")
 

@@ -279,11 +279,15 @@ def get_article(session: Session, key: str) -> Article:
 
 def get_version(session: Session, article: Article, number: int) -> ArticleVersion:
     """One version of ``article``; raises ``kb.version_not_found``."""
-    version = session.scalar(
-        select(ArticleVersion).where(
-            ArticleVersion.article_id == article.id, ArticleVersion.number == number
+    version = None
+    # Versions count up from 1 to current_version; asking the database for a number beyond
+    # its 32-bit column would be a server error on PostgreSQL rather than a "no such version".
+    if 1 <= number <= article.current_version:
+        version = session.scalar(
+            select(ArticleVersion).where(
+                ArticleVersion.article_id == article.id, ArticleVersion.number == number
+            )
         )
-    )
     if version is None:
         raise NotFound("kb.version_not_found", f"article {article.key!r} has no version {number}")
     return version

@@ -35,6 +35,7 @@ from dispatch.tickets.models import Ticket, TicketAction
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError, NotFound
 from hotline.core.models import AuditEntry
+from hotline.core.moments import check_day
 from hotline.core.settings import get_settings
 
 CHANNEL = "open311"
@@ -427,6 +428,10 @@ def parse_datetime(value: str, name: str) -> datetime:
         raise Open311Error(
             400, f"{name} must be an ISO 8601 date-time such as 2026-01-01T00:00:00Z"
         ) from None
+    try:
+        check_day(moment)
+    except ValueError as exc:
+        raise Open311Error(400, f"{name} {exc}") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=get_settings().tz)
     return moment

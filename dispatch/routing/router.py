@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -14,6 +14,7 @@ from dispatch.routing import service
 from hotline.core.auth import Principal, SessionDep, require_roles
 from hotline.core.errors import NotFound
 from hotline.core.models import AuditEntry
+from hotline.core.moments import Day, Moment
 
 router = APIRouter(prefix="/api/v1/routing", tags=["routing"])
 
@@ -27,7 +28,7 @@ class PreviewRequest(BaseModel):
     text: str = Field("", max_length=5000, description="what the citizen said")
     address: str = Field("", max_length=500, description="where it happened")
     matter_code: str | None = Field(None, max_length=16, description="omit to use the best guess")
-    received_at: datetime | None = Field(None, description="default: now")
+    received_at: Moment | None = Field(None, description="default: now")
     major: bool = Field(False, description="重大: escalate to the city department")
     multi_area: bool = Field(False, description="spans several areas: escalate to the city")
 
@@ -161,7 +162,7 @@ def matter_rules(code: str, session: SessionDep, _user: HotlineStaff) -> list[m.
 class RuleChange(BaseModel):
     level: Literal["city", "area", "town"]
     type: str = Field(max_length=32, description="department type code, e.g. market")
-    effective_from: date
+    effective_from: Day
     note: str | None = Field(None, max_length=1000)
 
 
@@ -205,7 +206,10 @@ def list_departments(session: SessionDep, _user: HotlineStaff) -> list[m.Departm
 
 @router.put("/departments/{code}", response_model=DepartmentRead)
 def put_department(
-    code: str, body: DepartmentWrite, session: SessionDep, admin: Admin
+    code: Annotated[str, Path(max_length=32)],
+    body: DepartmentWrite,
+    session: SessionDep,
+    admin: Admin,
 ) -> m.Department:
     """Create or change a department (audited); refused if it would break the rules."""
     return service.save_department(session, actor=admin.username, code=code, **body.model_dump())
@@ -223,7 +227,9 @@ class PlaceRead(PlaceWrite):
 
 
 @router.put("/places/{name}", response_model=PlaceRead)
-def put_place(name: str, body: PlaceWrite, session: SessionDep, admin: Admin) -> m.Place:
+def put_place(
+    name: Annotated[str, Path(max_length=64)], body: PlaceWrite, session: SessionDep, admin: Admin
+) -> m.Place:
     """Create or change a place name of the gazetteer (audited)."""
     return service.save_place(session, actor=admin.username, name=name, **body.model_dump())
 

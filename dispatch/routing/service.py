@@ -492,6 +492,7 @@ def save_department(
     active: bool = True,
 ) -> m.Department:
     """Create or change a department; the rule set is checked before the change is kept."""
+    _require_known(session, area=area, towns=[town] if town else [])
     department = session.get(m.Department, code)
     before = None
     if department is None:
@@ -542,6 +543,7 @@ def save_place(
     note: str | None = None,
 ) -> m.Place:
     """Create or change a place name of the gazetteer."""
+    _require_known(session, area=area, towns=[*([town] if town else []), *(ambiguous or [])])
     place = session.scalar(select(m.Place).where(m.Place.name == name))
     before = None if place is None else {"town": place.town, "area": place.area}
     if place is None:
@@ -559,6 +561,15 @@ def save_place(
     bump_revision(session)
     _check_consistent(session)
     return place
+
+
+def _require_known(session: Session, *, area: str | None, towns: list[str]) -> None:
+    """Refuse codes the gazetteer lacks as a 400; the foreign keys would make them a 500."""
+    if area is not None and session.get(m.Area, area) is None:
+        raise AppError("routing.unknown_area", f"unknown area code {area!r}")
+    for town in towns:
+        if session.get(m.Town, town) is None:
+            raise AppError("routing.unknown_town", f"unknown town code {town!r}")
 
 
 def _check_consistent(session: Session) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query
@@ -13,6 +13,7 @@ from dispatch.tickets import service
 from dispatch.tickets.models import CalendarOverride, Ticket
 from hotline.core.auth import Principal, SessionDep, current_principal, require_roles
 from hotline.core.models import AuditEntry
+from hotline.core.moments import Day, Moment
 
 router = APIRouter(prefix="/api/v1", tags=["tickets"])
 
@@ -30,7 +31,7 @@ class TicketCreate(BaseModel):
     urgent: bool | None = Field(None, description="default: the matter's own urgency")
     major: bool = False
     multi_area: bool = False
-    received_at: datetime | None = None
+    received_at: Moment | None = None
     co_departments: list[str] = Field(default_factory=list, max_length=10)
     call_id: str | None = Field(None, max_length=64)
 
@@ -233,8 +234,8 @@ def act_on_ticket(
 def ticket_report(
     session: SessionDep,
     principal: Caller,
-    start: datetime,
-    end: datetime,
+    start: Moment,
+    end: Moment,
     by: Literal["department", "matter", "area"] = "department",
 ) -> list[dict]:
     """Received, accepted and finished on time, returns, satisfaction, open and overdue now."""
@@ -248,7 +249,7 @@ class OverrideWrite(BaseModel):
 
 @router.put("/calendar/{day}", tags=["calendar"])
 def put_calendar_override(
-    day: date,
+    day: Day,
     body: OverrideWrite,
     session: SessionDep,
     admin: Annotated[Principal, Depends(require_roles("admin"))],

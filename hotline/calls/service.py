@@ -38,6 +38,7 @@ from hotline.calls.models import (
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError
 from hotline.core.events import publish_after_commit
+from hotline.core.moments import Moment
 from hotline.core.settings import get_settings
 
 EVENT_TYPES = (
@@ -78,7 +79,7 @@ class CallEventIn(BaseModel):
         "offered", "answered", "abandoned", "ended", "transferred", "ivr_entered", "ivr_selected"
     ]
     call_id: str = Field(min_length=1, max_length=64)
-    at: datetime
+    at: Moment
     queue: str | None = Field(None, max_length=32)
     agent: str | None = Field(None, max_length=64)
     caller: str | None = Field(None, max_length=32)

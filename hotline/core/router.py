@@ -104,7 +104,10 @@ def metrics_endpoint() -> Response:
 def list_events(
     session: SessionDep,
     principal: Annotated[Principal, Depends(current_principal)],
-    after: Annotated[int, Query(ge=0, description="the last event id the client saw")] = 0,
+    # Event ids are 64-bit: a larger number cannot be compared in SQL, it can only be wrong.
+    after: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="the last event id the client saw")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict:
     """Everything after ``after`` that the caller may see, oldest first, and the newest id."""

@@ -3,7 +3,7 @@ windows, the wall's snapshot and the staffing plan."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import datetime, time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -12,6 +12,7 @@ from dispatch.tickets import service as ticket_service
 from hotline.calls import service as calls_service
 from hotline.calls.models import AlertState
 from hotline.core.auth import Principal, SessionDep, require_roles
+from hotline.core.moments import Day, Moment
 from hotline.core.settings import get_settings
 from hotline.kpi import service
 
@@ -23,7 +24,7 @@ Queue = Annotated[str | None, Query(max_length=32)]
 
 @router.get("/answer-rate")
 def answer_rate(
-    session: SessionDep, _user: Viewer, start: datetime, end: datetime, queue: Queue = None
+    session: SessionDep, _user: Viewer, start: Moment, end: Moment, queue: Queue = None
 ) -> dict[str, Any]:
     """{offered, answered, answered_within_threshold, abandoned, rate, threshold_seconds, …}
     over [start, end), per queue or overall."""
@@ -34,8 +35,8 @@ def answer_rate(
 def answer_rate_calls(
     session: SessionDep,
     _user: Viewer,
-    start: datetime,
-    end: datetime,
+    start: Moment,
+    end: Moment,
     queue: Queue = None,
     category: Annotated[
         Literal[
@@ -87,7 +88,10 @@ def wall(session: SessionDep, _user: Viewer) -> dict[str, Any]:
 
 @router.get("/staffing")
 def staffing(
-    session: SessionDep, _user: Viewer, day: date | None = None, queue: Queue = None
+    session: SessionDep,
+    _user: Viewer,
+    day: Day | None = None,
+    queue: Queue = None,
 ) -> list[dict[str, Any]]:
     """Per half hour: agents needed for the target (Erlang C and A) beside agents on duty."""
     tz = get_settings().tz
