@@ -7,14 +7,17 @@ revoked role or a deactivated account takes effect at once.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
 
 import jwt
+import redis
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,7 +25,10 @@ from sqlalchemy.orm import Session
 from hotline.core.db import session_dependency, utcnow
 from hotline.core.errors import AppError
 from hotline.core.models import ROLES, User, UserDepartment, UserRole
+from hotline.core.redis import get_redis
 from hotline.core.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
 _ALGORITHM = "HS256"
@@ -113,6 +119,101 @@ def create_access_token(username: str, *, minutes: int | None = None) -> str:
 
 class AuthError(AppError):
     status_code = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class LoginThrottled(AppError):
+    """Too many failed log-ins for this user name or from this address; ``retry_after`` in s."""
+
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "auth.throttled",
+            "too many failed log-ins; wait before trying again",
+            retry_after=retry_after,
+        )
+        self.retry_after = max(1, retry_after)
+        self.headers = {"Retry-After": str(self.retry_after)}
+
+
+# -- log-in throttling -------------------------------------------------------------------------
+# Failures are counted in Redis, so the limit holds across every API process. A window starts
+# with its first failure and lasts ``login_failure_window_minutes``. Counted per user name
+# (guessing one person's password) and per client address (trying many names), the address
+# with a higher limit: a call centre's agents usually share one address behind its NAT.
+
+
+def _login_keys(username: str, address: str) -> tuple[str, str]:
+    # Hashed: a user name is whatever a client typed, of any length and any characters.
+    name = hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"login:fail:user:{name}", f"login:fail:addr:{address}"
+
+
+def _limits() -> tuple[int, int, int]:
+    settings = get_settings()
+    return (
+        settings.login_max_failures,
+        settings.login_max_failures_per_address,
+        settings.login_failure_window_minutes * 60,
+    )
+
+
+def login_retry_after(username: str, address: str) -> int | None:
+    """Seconds until ``username`` may try again from ``address``, or None when it may now."""
+    per_user, per_address, window = _limits()
+    user_key, address_key = _login_keys(username, address)
+    client = get_redis()
+    waits = []
+    for key, limit in ((user_key, per_user), (address_key, per_address)):
+        if int(client.get(key) or 0) >= limit:
+            ttl = client.ttl(key)
+            waits.append(int(ttl) if ttl and ttl > 0 else window)
+    return max(waits) if waits else None
+
+
+def record_login_failure(username: str, address: str) -> None:
+    _per_user, _per_address, window = _limits()
+    pipe = get_redis().pipeline()
+    for key in _login_keys(username, address):
+        pipe.set(key, 0, ex=window, nx=True)
+        pipe.incr(key)
+    pipe.execute()
+
+
+def reset_login_failures(username: str) -> None:
+    """A successful log-in forgets the user name's failures (not the address's: a guesser
+    holding one valid account must not be able to wipe the count of the names they try)."""
+    get_redis().delete(_login_keys(username, "")[0])
+
+
+def log_in(session: Session, username: str, password: str, *, address: str) -> User:
+    """Check a user name and password, throttled; raises ``LoginThrottled`` (429) or
+    ``AuthError`` (401, ``auth.bad_credentials``).
+
+    Without Redis the throttle is skipped (and logged): an outage of Redis must not lock the
+    whole hotline out, and argon2 still makes each guess cost the guesser half a second.
+    """
+    counting = True
+    try:
+        retry_after = login_retry_after(username, address)
+        if retry_after is not None:
+            # Refused before the password is checked: a throttled guess learns nothing.
+            raise LoginThrottled(retry_after)
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        log.warning("log-in throttle unavailable, not applied: %s", exc)
+        counting = False
+    user = authenticate(session, username, password)
+    try:
+        if counting and user is None:
+            record_login_failure(username, address)
+        elif counting:
+            reset_login_failures(username)
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        log.warning("log-in throttle unavailable, not counted: %s", exc)
+    if user is None:
+        raise AuthError("auth.bad_credentials", "wrong user name or password")
+    return user
 
 
 def principal_from_token(session: Session, token: str | None) -> Principal:
@@ -144,14 +245,8 @@ SessionDep = Annotated[Session, Depends(session_dependency, scope="function")]
 def current_principal(
     session: SessionDep, token: Annotated[str | None, Depends(oauth2_scheme)]
 ) -> Principal:
-    try:
-        return principal_from_token(session, token)
-    except AuthError as exc:
-        raise HTTPException(
-            status_code=status.HTTP_401_UNAUTHORIZED,
-            detail=exc.message,
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from exc
+    """The caller of an HTTP route; a 401 says why (``auth.token_expired`` …) in its code."""
+    return principal_from_token(session, token)
 
 
 def require_roles(*roles: str):

@@ -18,6 +18,7 @@ class AppError(Exception):
     """A refusal a client can act on; ``code`` is stable, ``message`` is for people."""
 
     status_code = 400
+    headers: dict[str, str] | None = None  # e.g. Retry-After, WWW-Authenticate
 
     def __init__(
         self, code: str, message: str, *, status_code: int | None = None, **details: Any
@@ -64,7 +65,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(AppError)
     async def _app_error(_request: Request, exc: AppError) -> JSONResponse:
         return JSONResponse(
-            error_body(exc.code, exc.message, **exc.details), status_code=exc.status_code
+            error_body(exc.code, exc.message, **exc.details),
+            status_code=exc.status_code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import redis
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -14,12 +14,11 @@ from sqlalchemy import text
 
 from hotline.core import outbox
 from hotline.core.auth import (
-    AuthError,
     Principal,
     SessionDep,
-    authenticate,
     create_access_token,
     current_principal,
+    log_in,
 )
 from hotline.core.events import events_after, last_event_id
 from hotline.core.redis import get_redis
@@ -39,12 +38,26 @@ class Me(BaseModel):
     departments: list[str]
 
 
-@router.post("/api/v1/auth/token", response_model=Token, tags=["auth"])
-def login(session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Token:
-    """OAuth2 password flow: form fields ``username`` and ``password``."""
-    user = authenticate(session, form.username, form.password)
-    if user is None:
-        raise AuthError("auth.bad_credentials", "wrong user name or password")
+@router.post(
+    "/api/v1/auth/token",
+    response_model=Token,
+    tags=["auth"],
+    responses={
+        401: {"description": "`auth.bad_credentials`"},
+        429: {"description": "`auth.throttled`: too many failures; see Retry-After"},
+    },
+)
+def login(
+    request: Request, session: SessionDep, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> Token:
+    """OAuth2 password flow: form fields ``username`` and ``password``. After
+    ``HOTLINE_LOGIN_MAX_FAILURES`` failures for one user name (or
+    ``HOTLINE_LOGIN_MAX_FAILURES_PER_ADDRESS`` from one address) within
+    ``HOTLINE_LOGIN_FAILURE_WINDOW_MINUTES``, log-ins are refused with 429 for the rest of it."""
+    # Behind a reverse proxy this is the client's address only if uvicorn trusts the proxy
+    # (--forwarded-allow-ips); otherwise every user would share the proxy's limit.
+    address = request.client.host if request.client else "unknown"
+    user = log_in(session, form.username, form.password, address=address)
     return Token(access_token=create_access_token(user.username))
 
 

@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr = Field(SecretStr(DEVELOPMENT_SECRET_KEY), description="signs tokens")
     access_token_minutes: int = Field(12 * 60, description="lifetime of an access token")
+    login_max_failures: int = Field(
+        5, ge=1, description="failed log-ins for one user name in the window before a 429"
+    )
+    login_max_failures_per_address: int = Field(
+        20, ge=1, description="failed log-ins from one client address in the window before a 429"
+    )
+    login_failure_window_minutes: int = Field(
+        15, ge=1, description="how long failed log-ins are remembered"
+    )
     timezone: str = Field("Asia/Shanghai", description="the hotline's local time zone")
     cti_token: SecretStr = Field(
         SecretStr("development-cti-token"), description="X-CTI-Token for telephony call events"
