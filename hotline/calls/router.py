@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from dispatch.tickets import service as ticket_service
 from hotline.calls import service
-from hotline.calls.models import CallEvent, CallOffer
+from hotline.calls.models import AgentStatus, CallEvent, CallOffer
 from hotline.core.auth import Principal, SessionDep, require_roles
 from hotline.core.errors import AppError, NotFound
+from hotline.core.models import AuditEntry
 from hotline.core.settings import get_settings
 from hotline.kpi import service as kpi_service
 
@@ -183,6 +184,19 @@ class Skills(BaseModel):
 
 
 @router.put("/agents/{username}/skills", response_model=AgentRead)
-def put_agent_skills(username: str, body: Skills, session: SessionDep, _sup: Supervisor) -> Any:
-    """Which queues an agent answers (e.g. general and social_security)."""
-    return service.set_skills(session, username, body.skills)
+def put_agent_skills(username: str, body: Skills, session: SessionDep, sup: Supervisor) -> Any:
+    """Which queues an agent answers (e.g. general and social_security); audited."""
+    current = session.get(AgentStatus, username)
+    before = list(current.skills) if current is not None else None
+    status = service.set_skills(session, username, body.skills)
+    session.add(
+        AuditEntry(
+            actor=sup.username,
+            action="calls.agent_skills_saved",
+            entity="agent",
+            entity_id=username,
+            detail={"before": before, "after": status.skills},
+        )
+    )
+    session.flush()
+    return status
