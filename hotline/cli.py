@@ -280,6 +280,26 @@ def kpi_rebuild() -> None:
     typer.echo(f"rebuilt the answer-rate buckets from {count} requests")
 
 
+jobs_app = typer.Typer(help="Background job maintenance.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@jobs_app.command("reschedule")
+def jobs_reschedule() -> None:
+    """Ask again for every scheduled job the database implies (ticket reminders and deadline
+    checks, article review reminders): after Redis lost its data. Safe to run at any time."""
+    from dispatch.tickets import jobs as ticket_jobs
+    from hotline.core.db import transaction
+    from knowledgebase import jobs as kb_jobs
+
+    _setup_logging()
+    _prepare_database()
+    with transaction() as session:
+        tickets = ticket_jobs.reschedule_running(session)
+        articles = kb_jobs.reschedule_review_reminders(session)
+    typer.echo(f"asked again for the jobs of {tickets} running tickets and {articles} articles")
+
+
 def _create_demo_data() -> int:
     from hotline import demo as demo_data
     from hotline.core.db import transaction

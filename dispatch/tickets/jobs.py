@@ -12,9 +12,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from dispatch.tickets import deadlines
 from dispatch.tickets.models import Ticket, TicketAction
-from dispatch.tickets.service import publish_change
+from dispatch.tickets.service import _schedule, publish_change
 from hotline.core.db import transaction
 from hotline.core.events import publish_after_commit
 
@@ -101,3 +103,31 @@ def deadline_passed(ticket_id: int, which: str, deadline_iso: str) -> str:
             {"number": ticket.number, "department": ticket.lead_department, "which": which},
         )
         return "marked overdue"
+
+
+def reschedule_running(session: Session) -> int:
+    """Ask again for the reminders and the deadline check of every ticket running against a
+    deadline; returns how many tickets. For after Redis lost its data: once the outbox handed
+    a scheduled job to rq, Redis alone held it.
+
+    Job ids are the ones the service gave, so a job Redis still holds is not asked for twice;
+    reminders whose time has passed are left out and a passed deadline is checked at once,
+    as when the clock started.
+    """
+    count = 0
+    for which, (status, column) in _RUNNING.items():
+        tickets = session.scalars(
+            select(Ticket).where(Ticket.status == status, getattr(Ticket, column).is_not(None))
+        )
+        for ticket in tickets:
+            # In the hotline's time zone, as the service gave it: the job ids carry it.
+            deadline = getattr(ticket, column).astimezone(deadlines.HOTLINE_TZ)
+            # The clock's start is not stored, its 80 % point is: start = D - (D - 80 %) / 20 %.
+            start = ticket.received_at
+            if ticket.due_soon_at is not None:
+                start = deadline - (deadline - ticket.due_soon_at) * 100 / (
+                    100 - deadlines.DUE_SOON_PERCENT
+                )
+            _schedule(session, ticket, which, start, deadline)
+            count += 1
+    return count

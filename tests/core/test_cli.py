@@ -30,6 +30,7 @@ SUBCOMMANDS = [
     ["route"],
     ["route", "replay"],
     ["kpi", "rebuild"],
+    ["jobs", "reschedule"],
     ["kb"],
     ["kb", "import"],
     ["kb", "export"],
