@@ -19,6 +19,7 @@ from hotline.calls.ivr_router import router as ivr_router
 from hotline.calls.police_router import router as police_router
 from hotline.calls.router import router as calls_router
 from hotline.core import metrics
+from hotline.core.concurrency import RequestConcurrencyLimit
 from hotline.core.errors import install_error_handlers
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
@@ -59,6 +60,9 @@ def create_app() -> FastAPI:
     app.include_router(ivr_router)
     app.include_router(police_router)
 
+    app.add_middleware(RequestConcurrencyLimit)
+
+    # Added after the limit, so it runs outside it: latency includes the wait to be admitted.
     @app.middleware("http")
     async def _measure(request: Request, call_next):
         started = time.perf_counter()

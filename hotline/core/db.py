@@ -100,7 +100,8 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 10})
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Room for every admitted request to hold two connections (see hotline.core.concurrency).
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
 
 
 def get_engine() -> Engine:
