@@ -86,6 +86,10 @@ class KpiBucket(Base):
     talk_sum: Mapped[float] = mapped_column(Float, default=0.0)
     talk_count: Mapped[int] = mapped_column(Integer, default=0)
 
+    # The key serves one queue's hours; the walls and reports over all queues range over
+    # hours alone, which without this index scanned every bucket ever kept.
+    __table_args__ = (Index("ix_kpi_buckets_hour", "hour"),)
+
 
 class HotlineQueue(Base):
     """An agent queue: the general desk, a specialist seat, or a merged hotline (一号接听)."""
