@@ -1,0 +1,544 @@
+"""A typhoon-day peak against the whole system on PostgreSQL and Redis, then more until it breaks.
+
+Sets up a fresh database on the PostgreSQL server of HOTLINE_DATABASE_URL (never the database
+that URL names; dropped at the end) and a private, empty database number on the Redis server
+of HOTLINE_REDIS_URL (emptied at the end), runs `hotline db upgrade` and `hotline seed`, creates
+the users, and starts the system as production would: `hotline serve --workers N` (N API
+processes behind one port) and M `hotline worker` processes.
+
+Then, open loop (every request is sent at its scheduled time whatever the answers before it;
+latency counts from that scheduled time, so a server that falls behind cannot hide it):
+
+  call events     a telephony system posts each event as it happens (POST /api/v1/calls/events,
+                  one event per request): offered, then answered by a free agent or abandoned,
+                  then ended; the agent goes back to ready after its after-call work
+                  (PUT /api/v1/agents/me/state, as the console does);
+  tickets         agents file tickets (POST /api/v1/tickets, realistic requests from
+                  bench_tickets.build_requests), each after one routing preview
+                  (POST /api/v1/routing/preview) as the console shows before submitting;
+  consoles        --consoles websockets, one per agent, asking for their own topics as the
+                  console page does;
+  walls           --walls websockets of supervisors (calls., kpi., tickets.dept.), each
+                  reloading GET /api/v1/kpi/wall when events arrive, at most every 2 s (as
+                  the wall page coalesces its reloads).
+
+Event-to-screen latency is measured on every frame every client receives: the moment the
+frame is read minus the event's own time stamp (``at``, taken in the request's transaction;
+server and clients share this machine's clock).
+
+Phase 1 (steady) runs --call-events/s and --tickets/s for --seconds. Targets: zero errors, API
+p99 under 200 ms, event-to-screen p99 under 500 ms. Phase 2 (--ramp) multiplies both rates by
+--step every --step-seconds until a target is missed, and reports where it broke and why: the
+CPU taken by the API processes, the workers, PostgreSQL, Redis and this load generator.
+
+    HOTLINE_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
+    HOTLINE_REDIS_URL=redis://127.0.0.1:6379/0 \\
+    python bench/bench_typhoon.py [--seconds 300] [--call-events 50] [--tickets 20]
+        [--consoles 500] [--walls 10] [--api-workers 2] [--rq-workers 1] [--ramp]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+from websockets.asyncio.client import connect
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_tickets import (  # noqa: E402 - the sibling benchmark's request mix and helpers
+    CpuMeter,
+    bench_env,
+    build_requests,
+    free_port,
+    fresh_database,
+    hotline,
+    libpq_url,
+    private_redis,
+)
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+PASSWORD = "bench-password"
+API_P99_MS = 200.0
+SCREEN_P99_MS = 500.0
+WALL_RELOAD_SECONDS = 2.0
+QUEUES = ["general"] * 7 + ["social_security"] * 3  # the seed's split, roughly
+MAX_IN_FLIGHT = 256
+
+
+def percentile(values: list[float], share: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+@dataclass
+class Window:
+    """What one phase (or ramp step) measured."""
+
+    label: str
+    call_rate: float
+    ticket_rate: float
+    latency_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: Counter = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+    screen_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    frames: Counter = field(default_factory=Counter)
+    lag_ms: list[float] = field(default_factory=list)  # how late requests left this process
+    cpu: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+    tickets_created: int = 0
+
+    def api_all(self) -> list[float]:
+        return [v for values in self.latency_ms.values() for v in values]
+
+    def screen_all(self) -> list[float]:
+        return [v for values in self.screen_ms.values() for v in values]
+
+    def verdict(self) -> list[str]:
+        missed = []
+        if sum(self.errors.values()):
+            missed.append(f"{sum(self.errors.values())} errors")
+        api = percentile(self.api_all(), 0.99)
+        if api >= API_P99_MS:
+            missed.append(f"API p99 {api:.0f} ms")
+        screen = percentile(self.screen_all(), 0.99)
+        if screen >= SCREEN_P99_MS:
+            missed.append(f"event-to-screen p99 {screen:.0f} ms")
+        return missed
+
+
+class Load:
+    """The clients: HTTP requests on a schedule, and the websockets that watch the results."""
+
+    def __init__(self, base: str, tokens: dict[str, str], cti: str, args) -> None:
+        self.base = base
+        self.tokens = tokens
+        self.cti = {"X-CTI-Token": cti}
+        self.args = args
+        self.agents = [name for name in tokens if name.startswith("agent")]
+        self.free_agents: deque[str] = deque(self.agents)
+        self.walls = [name for name in tokens if name.startswith("wall")]
+        self.window: Window | None = None
+        self.requests = itertools.cycle(build_requests(5000, seed=2026))
+        self.rng = random.Random(8)
+        self.in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.tasks: set[asyncio.Task] = set()
+        self.wall_dirty: dict[str, bool] = {name: False for name in self.walls}
+        self.sockets_open = 0
+        self.http = httpx.AsyncClient(
+            base_url=base,
+            timeout=30,
+            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64),
+        )
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def request(
+        self, kind: str, due: float, method: str, path: str, **kwargs
+    ) -> httpx.Response | None:
+        window = self.window
+        async with self.in_flight:
+            if window is not None:
+                window.lag_ms.append(max(0.0, time.perf_counter() - due) * 1000)
+            try:
+                response = await self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                self._error(window, kind, f"{type(exc).__name__}: {exc}")
+                return None
+        if window is not None:
+            window.latency_ms[kind].append((time.perf_counter() - due) * 1000)
+            if response.status_code >= 400:
+                self._error(window, kind, f"{response.status_code} {response.text[:200]}")
+        return response
+
+    @staticmethod
+    def _error(window: Window | None, kind: str, what: str) -> None:
+        if window is None:
+            return
+        window.errors[kind] += 1
+        if len(window.error_samples) < 10:
+            window.error_samples.append(f"{kind}: {what}")
+
+    def spawn(self, coroutine) -> None:
+        task = asyncio.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def auth(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+    async def post_event(self, due: float, call_id: str, kind: str, **fields) -> None:
+        event = {
+            "event_id": f"{call_id}-{kind}",
+            "type": kind,
+            "call_id": call_id,
+            "at": datetime.now(UTC).isoformat(),
+            **fields,
+        }
+        await self.request("call event", due, "POST", "/api/v1/calls/events", json=[event],
+                           headers=self.cti)  # fmt: skip
+
+    async def call(self, due: float) -> None:
+        """One caller: offered, then answered (or abandoned), then ended; ~3 events."""
+        call_id = f"ty-{self.rng.getrandbits(48):012x}"
+        caller = f"13{self.rng.randint(0, 999_999_999):09d}"
+        queue = self.rng.choice(QUEUES)
+        await self.post_event(due, call_id, "offered", queue=queue, caller=caller)
+        wait = self.rng.uniform(2, 12)
+        await asyncio.sleep(wait)
+        if not self.free_agents or self.rng.random() < 0.05:
+            await self.post_event(time.perf_counter(), call_id, "abandoned")
+            return
+        agent = self.free_agents.popleft()
+        await self.post_event(time.perf_counter(), call_id, "answered", agent=agent)
+        await asyncio.sleep(self.rng.uniform(20, 60))
+        await self.post_event(time.perf_counter(), call_id, "ended")
+        await asyncio.sleep(self.rng.uniform(3, 10))  # after-call work
+        await self.request("agent state", time.perf_counter(), "PUT", "/api/v1/agents/me/state",
+                           json={"state": "ready"}, headers=self.auth(agent))  # fmt: skip
+        self.free_agents.append(agent)
+
+    async def ticket(self, due: float) -> None:
+        agent = self.rng.choice(self.agents)
+        body = dict(next(self.requests))
+        preview = {k: body[k] for k in ("content", "address") if k in body}
+        preview["text"] = preview.pop("content")
+        if "matter_code" in body:
+            preview["matter_code"] = body["matter_code"]
+        await self.request("routing preview", due, "POST", "/api/v1/routing/preview",
+                           json=preview, headers=self.auth(agent))  # fmt: skip
+        response = await self.request("ticket", time.perf_counter(), "POST", "/api/v1/tickets",
+                                      json=body, headers=self.auth(agent))  # fmt: skip
+        if response is not None and response.status_code == 201 and self.window is not None:
+            self.window.tickets_created += 1
+
+    async def run(self, window: Window, seconds: float) -> None:
+        """Send calls and tickets at the window's rates for ``seconds`` (Poisson arrivals)."""
+        self.window = window
+        started = time.perf_counter()
+        # ~3 events a call: offered, answered or abandoned, ended.
+        streams = [(window.call_rate / 3.0, self.call), (window.ticket_rate, self.ticket)]
+        nexts = [started + self.rng.expovariate(rate) for rate, _ in streams]
+        end = started + seconds
+        while True:
+            index = min(range(len(nexts)), key=nexts.__getitem__)
+            due = nexts[index]
+            if due >= end:
+                break
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            rate, action = streams[index]
+            self.spawn(action(due))
+            nexts[index] = due + self.rng.expovariate(rate)
+        window.seconds = time.perf_counter() - started
+
+    # -- websockets -------------------------------------------------------------------------
+
+    async def listen(self, username: str, topics: str, audience: str, ready: asyncio.Queue):
+        url = (
+            self.base.replace("http://", "ws://")
+            + f"/ws?token={self.tokens[username]}&topics={topics}"
+        )
+        while True:
+            try:
+                async with connect(url, max_size=None, open_timeout=60, ping_interval=None) as ws:
+                    self.sockets_open += 1
+                    await ready.put(username)
+                    async for message in ws:
+                        moment = time.time()
+                        frame = json.loads(message)
+                        if frame.get("type") != "event":
+                            continue
+                        window = self.window
+                        if window is not None and frame.get("at"):
+                            at = datetime.fromisoformat(frame["at"]).timestamp()
+                            window.screen_ms[audience].append((moment - at) * 1000)
+                            window.frames[audience] += 1
+                        if audience == "wall":
+                            self.wall_dirty[username] = True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - counted, then reconnect like a page
+                self._error(self.window, f"{audience} socket", f"{type(exc).__name__}: {exc}")
+            finally:
+                self.sockets_open -= 1
+            await asyncio.sleep(1)
+
+    async def wall_reloads(self) -> None:
+        """Each wall reloads its figures when events came, at most every 2 s (as the page)."""
+        while True:
+            await asyncio.sleep(WALL_RELOAD_SECONDS)
+            for name, dirty in self.wall_dirty.items():
+                if dirty:
+                    self.wall_dirty[name] = False
+                    self.spawn(self.request("wall", time.perf_counter(), "GET", "/api/v1/kpi/wall",
+                                            headers=self.auth(name)))  # fmt: skip
+
+    async def connect_all(self) -> list[asyncio.Task]:
+        ready: asyncio.Queue = asyncio.Queue()
+        tasks = []
+        for index, agent in enumerate(self.agents[: self.args.consoles]):
+            topics = f"agent.{agent},calls.agents.{agent},tickets.by.{agent}"
+            tasks.append(asyncio.create_task(self.listen(agent, topics, "console", ready)))
+            if index % 50 == 49:
+                await asyncio.sleep(0.05)  # the server checks every token against the database
+        for wall in self.walls:
+            tasks.append(
+                asyncio.create_task(self.listen(wall, "calls.,kpi.,tickets.dept.", "wall", ready))
+            )
+        for _ in tasks:
+            await asyncio.wait_for(ready.get(), 120)
+        tasks.append(asyncio.create_task(self.wall_reloads()))
+        return tasks
+
+    async def settle(self, timeout: float = 180) -> None:
+        """Let the calls and tickets already started finish (they are part of the window);
+        what is still running after ``timeout`` is cancelled and counted as an error."""
+        deadline = time.monotonic() + timeout
+        while self.tasks and time.monotonic() < deadline:
+            await asyncio.wait(set(self.tasks), timeout=1)
+        for task in list(self.tasks):
+            task.cancel()
+            self._error(self.window, "unfinished", "still running when the window closed")
+        await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+# -- the system under test ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_system(env: dict[str, str], api_workers: int, rq_workers: int):
+    port = free_port()
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hotline", "serve", "--port", str(port),
+             "--workers", str(api_workers)],
+            env=env,
+        )
+    ]  # fmt: skip
+    for n in range(rq_workers):
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "hotline", "worker", "--name", f"typhoon-{n}"], env=env
+            )
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if any(p.poll() is not None for p in processes):
+                raise SystemExit("a process of the system exited during start-up")
+            with contextlib.suppress(httpx.HTTPError):
+                health = httpx.get(f"{base}/healthz", timeout=2)
+                if health.status_code == 200 and health.json()["workers"]["count"] >= rq_workers:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("the system did not become healthy within 90 s")
+            time.sleep(0.2)
+        yield base, processes
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def create_users(env: dict[str, str], consoles: int, walls: int) -> dict[str, str]:
+    """Agents and supervisors straight in the database with one shared argon2 hash (hashing
+    500 passwords would only time argon2); returns a fresh access token for each."""
+    os.environ.update({k: v for k, v in env.items() if k.startswith("HOTLINE_")})
+    from hotline.core.auth import create_access_token, hash_password
+    from hotline.core.db import transaction
+    from hotline.core.models import User, UserRole
+
+    users = {f"agent{n:04d}": "agent" for n in range(consoles)}
+    users |= {f"wall{n:02d}": "supervisor" for n in range(walls)}
+    shared = hash_password(PASSWORD)
+    with transaction() as session:
+        for username, role in users.items():
+            user = User(username=username, password_hash=shared, full_name="")
+            user.roles = [UserRole(role=role)]
+            session.add(user)
+    return {name: create_access_token(name) for name in users}
+
+
+def outbox_left(database_url: str) -> int:
+    with psycopg.connect(libpq_url(database_url)) as conn:
+        return conn.execute("SELECT count(*) FROM outbox").fetchone()[0]
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def row(label: str, values: list[float], extra: str = "") -> str:
+    if not values:
+        return f"  {label:<30}{0:>8}{'—':>9}{'—':>9}{'—':>9}{'—':>9}  {extra}"
+    return (
+        f"  {label:<30}{len(values):>8}{percentile(values, 0.5):>9.1f}"
+        f"{percentile(values, 0.95):>9.1f}{percentile(values, 0.99):>9.1f}{max(values):>9.1f}"
+        f"  {extra}"
+    )
+
+
+def report(window: Window) -> None:
+    seconds = max(window.seconds, 1e-9)
+    events = len(window.latency_ms["call event"])
+    print(
+        f"\n{window.label}: {window.call_rate:.0f} call events/s and {window.ticket_rate:.1f}"
+        f" tickets/s asked for {window.seconds:.0f} s; sent {events / seconds:.1f} call events/s,"
+        f" created {window.tickets_created / seconds:.1f} tickets/s"
+    )
+    print(f"  {'series':<30}{'count':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind in sorted(window.latency_ms):
+        print(row(kind, window.latency_ms[kind], f"errors {window.errors[kind]}"))
+    print(row("API, all requests", window.api_all(), f"target p99 < {API_P99_MS:.0f} ms"))
+    for audience in ("console", "wall"):
+        print(
+            row(
+                f"event-to-screen, {audience}s",
+                window.screen_ms[audience],
+                f"{window.frames[audience] / seconds:.0f} frames/s",
+            )
+        )
+    print(row("event-to-screen, all", window.screen_all(), f"target p99 < {SCREEN_P99_MS:.0f} ms"))
+    print(row("send lag (load generator)", window.lag_ms))
+    socket_errors = {k: v for k, v in window.errors.items() if "socket" in k}
+    if socket_errors:
+        print(f"  socket drops: {socket_errors}")
+    if window.cpu:
+        share = ", ".join(f"{k} {v:.2f}" for k, v in window.cpu.items())
+        print(f"  CPU cores used (of {os.cpu_count()}): {share}")
+    for sample in window.error_samples:
+        print(f"  error: {sample}")
+    missed = window.verdict()
+    print(f"  verdict: {'all targets met' if not missed else 'MISSED: ' + '; '.join(missed)}")
+
+
+class CpuTotals:
+    """CPU cores used per party over a window: API, workers, PostgreSQL, Redis, this process."""
+
+    def __init__(self, processes: list[subprocess.Popen]) -> None:
+        self.api = CpuMeter(processes[0].pid)
+        self.workers = [CpuMeter(p.pid) for p in processes[1:]]
+
+    def read(self) -> dict[str, float]:
+        first = self.api.read()
+        first["workers"] = sum(m.read()["api"] for m in self.workers)
+        return first
+
+    @staticmethod
+    def cores(before: dict[str, float], after: dict[str, float], seconds: float):
+        keys = ("api", "workers", "postgres", "redis", "client", "busy")
+        names = {"api": "API", "client": "load generator", "busy": "machine"}
+        return {names.get(k, k): (after[k] - before[k]) / seconds for k in keys}
+
+
+async def measure(base: str, tokens: dict[str, str], cti: str, processes, args) -> list[Window]:
+    load = Load(base, tokens, cti, args)
+    cpu = CpuTotals(processes)
+    socket_tasks = await load.connect_all()
+    print(
+        f"connected {load.sockets_open} websockets ({args.consoles} consoles, {args.walls} walls)"
+    )
+    windows = []
+    try:
+        # Warm-up: caches, connection pools, the first agents on calls.
+        await load.run(Window("warm-up", args.call_events, args.tickets), args.warmup)
+        await load.settle()
+        plan = [("steady typhoon peak", args.call_events, args.tickets, args.seconds)]
+        for step in range(1, args.max_steps + 1 if args.ramp else 1):
+            factor = args.step**step
+            plan.append(
+                (f"ramp step {step} (x{factor:.2f})", args.call_events * factor,
+                 args.tickets * factor, args.step_seconds)
+            )  # fmt: skip
+        for label, call_rate, ticket_rate, seconds in plan:
+            window = Window(label, call_rate, ticket_rate)
+            before, started = cpu.read(), time.perf_counter()
+            await load.run(window, seconds)
+            await load.settle()
+            window.cpu = CpuTotals.cores(before, cpu.read(), time.perf_counter() - started)
+            load.window = None
+            report(window)
+            windows.append(window)
+            if label.startswith("ramp") and window.verdict():
+                break
+    finally:
+        for task in socket_tasks:
+            task.cancel()
+        await asyncio.gather(*socket_tasks, return_exceptions=True)
+        await load.http.aclose()
+    return windows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=300)
+    parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument("--call-events", type=float, default=50, help="call events a second")
+    parser.add_argument("--tickets", type=float, default=20, help="new tickets a second")
+    parser.add_argument("--consoles", type=int, default=500)
+    parser.add_argument("--walls", type=int, default=10)
+    parser.add_argument("--api-workers", type=int, default=2, help="API processes")
+    parser.add_argument("--rq-workers", type=int, default=1)
+    parser.add_argument("--ramp", action="store_true", help="then raise the load until it breaks")
+    parser.add_argument("--step", type=float, default=1.5, help="ramp factor per step")
+    parser.add_argument("--step-seconds", type=float, default=60)
+    parser.add_argument("--max-steps", type=int, default=6)
+    parser.add_argument("--redis-db", type=int, default=9)
+    args = parser.parse_args()
+
+    database_server = os.environ.get("HOTLINE_DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_server = os.environ.get("HOTLINE_REDIS_URL", DEFAULT_REDIS_URL)
+    with (
+        fresh_database(database_server, "bench_typhoon") as database_url,
+        private_redis(redis_server, args.redis_db) as redis_url,
+    ):
+        env = bench_env(database_url, redis_url)
+        cti = f"bench-cti-{random.getrandbits(32):08x}"
+        env["HOTLINE_CTI_TOKEN"] = cti
+        hotline(env, "db", "upgrade")
+        hotline(env, "seed")
+        tokens = create_users(env, args.consoles, args.walls)
+        with running_system(env, args.api_workers, args.rq_workers) as (base, processes):
+            print(
+                f"python {sys.version.split()[0]}; PostgreSQL + Redis; {args.api_workers} API "
+                f"processes, {args.rq_workers} rq workers; {os.cpu_count()} cores shared with "
+                "the load generator"
+            )
+            windows = asyncio.run(measure(base, tokens, cti, processes, args))
+            deadline = time.monotonic() + 30
+            while (left := outbox_left(database_url)) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            print(f"\noutbox after the run: {left} rows left (0: every job and event delivered)")
+        created = sum(w.tickets_created for w in windows)
+        with psycopg.connect(libpq_url(database_url)) as conn:
+            stored = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        print(f"tickets: {stored} stored for {created} answers 201 in the measured windows "
+              "(warm-up included in the stored count)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
