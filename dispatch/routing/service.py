@@ -8,7 +8,7 @@ API process routes with the same rules a moment after a change, without restarti
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,6 +25,8 @@ from hotline.core.errors import AppError, NotFound
 from hotline.core.models import AuditEntry, Counter
 from hotline.core.settings import get_settings
 
+# The revision of the reference data used at intake: the rules, the gazetteer, the
+# departments, and the working calendar's overrides (see dispatch.tickets.service).
 REVISION_COUNTER = "routing"
 
 
@@ -36,6 +38,9 @@ class Routing:
     ruleset: rs.RuleSet
     resolver: LocationResolver
     suggester: MatterSuggester
+    # What other parts of the domain derive from the same revision of the reference data
+    # (the tickets' working calendar): built on first use, dropped with this object.
+    derived: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def decide(
         self,
@@ -63,8 +68,11 @@ _cache: Routing | None = None
 _cache_lock = threading.Lock()
 
 
+_REVISION = select(Counter.value).where(Counter.name == REVISION_COUNTER)
+
+
 def _revision(session: Session) -> int:
-    return session.scalar(select(Counter.value).where(Counter.name == REVISION_COUNTER)) or 0
+    return session.scalar(_REVISION) or 0
 
 
 def bump_revision(session: Session) -> None:
@@ -309,12 +317,14 @@ def decide(
     received_at: datetime | None = None,
     major: bool = False,
     multi_area: bool = False,
+    routing: Routing | None = None,
 ) -> dict[str, Any]:
     """Route a request and describe the decision the way the API and the CLI show it.
 
     Without ``matter_code`` the best suggestion is used and ``needs_confirmation`` is set.
+    ``routing``: the rules the caller already holds for this transaction (saves a read).
     """
-    routing = current_routing(session)
+    routing = routing or current_routing(session)
     suggestions = routing.suggester.suggest(f"{text} {address}", limit=5)
     needs_confirmation = matter_code is None
     if matter_code is None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, event, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -75,16 +75,45 @@ ACTIONS: dict[str, Action] = {
 # -- calendar and policy -------------------------------------------------------------------------
 
 
-def working_calendar(session: Session) -> WorkingCalendar:
-    overrides = session.scalars(select(CalendarOverride)).all()
-    return WorkingCalendar(
-        extra_holidays=[o.day for o in overrides if not o.working],
-        extra_workdays=[o.day for o in overrides if o.working],
-    )
+def working_calendar(
+    session: Session, routing: routing_service.Routing | None = None
+) -> WorkingCalendar:
+    """The Chinese calendar with the admins' overrides, read once per revision of the
+    reference data: saving an override bumps that revision (see ``_overrides_changed``)."""
+    routing = routing or routing_service.current_routing(session)
+    calendar = routing.derived.get("working_calendar")
+    if calendar is None:
+        overrides = session.scalars(select(CalendarOverride)).all()
+        calendar = routing.derived["working_calendar"] = WorkingCalendar(
+            extra_holidays=[o.day for o in overrides if not o.working],
+            extra_workdays=[o.day for o in overrides if o.working],
+        )
+    return calendar
+
+
+@event.listens_for(CalendarOverride, "after_insert")
+@event.listens_for(CalendarOverride, "after_update")
+@event.listens_for(CalendarOverride, "after_delete")
+def _overrides_changed(_mapper, connection, _override) -> None:
+    # In the same transaction as the change: every process reads the calendar again once
+    # it commits, and not before.
+    counters.increment(connection, routing_service.REVISION_COUNTER)
+
+
+_policy: tuple[object, deadlines.DeadlinePolicy] | None = None
 
 
 def deadline_policy() -> deadlines.DeadlinePolicy:
-    return deadlines.DeadlinePolicy.model_validate(get_settings().deadline_policy)
+    """The policy of the current settings, validated once per settings object."""
+    global _policy
+    settings = get_settings()
+    cached = _policy
+    if cached is None or cached[0] is not settings:
+        cached = _policy = (
+            settings,
+            deadlines.DeadlinePolicy.model_validate(settings.deadline_policy),
+        )
+    return cached[1]
 
 
 # -- numbers, visibility, events -------------------------------------------------------------------
@@ -95,10 +124,9 @@ def _next_number(session: Session, received_at: datetime) -> str:
     name = f"ticket-number-{day}"
     engine = session.get_bind().engine
     if engine.dialect.name == "postgresql":
-        # A transaction of its own: the day's counter row is locked for one statement, not
-        # for the rest of the intake (a rolled-back intake leaves a gap in the numbers).
-        with Session(engine) as own, own.begin():
-            value = counters.increment(own, name)
+        # A statement committed on its own: the day's counter row is locked for that statement,
+        # not for the rest of the intake (a rolled-back intake leaves a gap in the numbers).
+        value = counters.increment_committed(engine, name)
     else:
         value = counters.increment(session, name)  # SQLite: one writer at a time anyway
     return f"ZH{day}{value:06d}"
@@ -242,6 +270,24 @@ def _dispatch_to(
                 "ticket.left",
                 {"number": ticket.number, "lead_department": department},
             )
+    start = _assign(session, ticket, department, co, now, clock_from=clock_from)
+    if start is not None:
+        session.flush()
+        _schedule(session, ticket, "accept", start, ticket.accept_deadline, now=now)
+
+
+def _assign(
+    session: Session,
+    ticket: Ticket,
+    department: str,
+    co: list[str],
+    now: datetime,
+    *,
+    clock_from: datetime | None = None,
+    routing: routing_service.Routing | None = None,
+) -> datetime | None:
+    """Make ``department`` the lead and start its accept clock; returns when that clock
+    started (``None`` at the desk, where no clock runs). Schedules nothing: that needs the id."""
     ticket.lead_department = department
     ticket.departments = [TicketDepartment(department_code=department, role="lead")] + [
         TicketDepartment(department_code=c, role="co") for c in sorted(set(co) - {department})
@@ -250,16 +296,15 @@ def _dispatch_to(
         ticket.status = "pending_dispatch"
         ticket.accept_deadline = None
         _set_due(ticket, None)
-        return
+        return None
     start = clock_from or now
     ticket.status = "dispatched"
     ticket.dispatched_at = now
     ticket.accept_deadline = deadlines.accept_deadline(
-        deadline_policy(), working_calendar(session), ticket.kind, ticket.urgent, start
+        deadline_policy(), working_calendar(session, routing), ticket.kind, ticket.urgent, start
     )
     _set_due(ticket, ticket.accept_deadline, start)
-    session.flush()
-    _schedule(session, ticket, "accept", start, ticket.accept_deadline, now=now)
+    return start
 
 
 # -- creating --------------------------------------------------------------------------------------
@@ -297,6 +342,7 @@ def create(
         raise AppError("ticket.naive_time", "received_at needs a time zone offset")
     if received_at > now + timedelta(minutes=5):
         raise AppError("ticket.future", "received_at lies in the future")
+    routing = routing_service.current_routing(session)
     decision = routing_service.decide(
         session,
         text=content,
@@ -305,11 +351,12 @@ def create(
         received_at=received_at,
         major=major,
         multi_area=multi_area,
+        routing=routing,
     )
-    routing = routing_service.current_routing(session)
     _check_departments(routing, co_departments or [])
     matter = routing.ruleset.matter(decision["matter"]["code"])
     location = decision["location"]
+    department = decision["department"]["code"]
     ticket = Ticket(
         number=_next_number(session, received_at),
         channel=channel,
@@ -325,25 +372,27 @@ def create(
         major=major,
         rule_version=decision["rule_version"],
         routing={k: decision[k] for k in ("department", "location", "explanation", "level")},
-        lead_department=decision["department"]["code"],
-        status="pending_dispatch",
         received_at=received_at,
         created_by=actor,
         call_id=call_id,
         ruled_departments=[],
     )
-    session.add(ticket)
-    session.flush()
-    if matter_code:
-        routing_service.record_choice(session, text=content, matter_code=matter.code)
-    _dispatch_to(
+    # Built whole before its first flush: one INSERT per table, no UPDATE of a fresh row.
+    start = _assign(
         session,
         ticket,
-        decision["department"]["code"],
+        department,
         co_departments or [],
         now,
         clock_from=received_at,
+        routing=routing,
     )
+    session.add(ticket)
+    if matter_code:
+        routing_service.record_choice(session, text=content, matter_code=matter.code)
+    session.flush()
+    if start is not None:
+        _schedule(session, ticket, "accept", start, ticket.accept_deadline, now=now)
     _record(
         session,
         ticket,
@@ -354,7 +403,6 @@ def create(
         department=ticket.lead_department,
         rule_version=ticket.rule_version,
     )
-    session.flush()
     publish_change(session, ticket, "ticket.created")
     return ticket, find_duplicates(session, ticket)
 
@@ -367,22 +415,36 @@ def _check_departments(routing: routing_service.Routing, codes: list[str]) -> No
             raise AppError("ticket.bad_department", "the desk cannot co-handle a ticket")
 
 
+# Built once (the duplicate check runs on every intake); ix_tickets_duplicates serves it.
+_DUPLICATES = (
+    select(Ticket.number)
+    .where(
+        Ticket.caller_phone == bindparam("phone"),
+        Ticket.matter_code == bindparam("matter"),
+        Ticket.town_code == bindparam("town"),
+        Ticket.received_at >= bindparam("since"),
+        Ticket.received_at <= bindparam("until"),
+        Ticket.id != bindparam("id"),
+    )
+    .order_by(Ticket.received_at.desc())
+    .limit(10)
+)
+
+
 def find_duplicates(session: Session, ticket: Ticket) -> list[str]:
     if not (ticket.caller_phone and ticket.town_code):
         return []
     return list(
         session.scalars(
-            select(Ticket.number)
-            .where(
-                Ticket.caller_phone == ticket.caller_phone,
-                Ticket.matter_code == ticket.matter_code,
-                Ticket.town_code == ticket.town_code,
-                Ticket.received_at >= ticket.received_at - DUPLICATE_WINDOW,
-                Ticket.received_at <= ticket.received_at + DUPLICATE_WINDOW,
-                Ticket.id != ticket.id,
-            )
-            .order_by(Ticket.received_at.desc())
-            .limit(10)
+            _DUPLICATES,
+            {
+                "phone": ticket.caller_phone,
+                "matter": ticket.matter_code,
+                "town": ticket.town_code,
+                "since": ticket.received_at - DUPLICATE_WINDOW,
+                "until": ticket.received_at + DUPLICATE_WINDOW,
+                "id": ticket.id,
+            },
         )
     )
 

@@ -5,12 +5,18 @@ moves events into the ``events`` log (giving them increasing ids) and publishes 
 pub/sub, and hands jobs to rq. Rows Redis did not take stay in the outbox and are retried by
 the relay thread of every long-running process, so a job asked for while Redis was down runs
 once Redis is back. A rolled-back transaction takes its outbox rows with it: nothing is sent.
+
+Relaying is done by one thread per process, in batches. A committing thread wakes it and waits
+until a relay pass that began after its commit is over, so when a request answers, its events
+are in the log and its jobs in rq, exactly as if it had relayed them itself; but concurrent
+requests share one pass (two transactions for all of them) instead of each paying for its own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from datetime import datetime
 from typing import Any
@@ -18,7 +24,7 @@ from typing import Any
 import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hotline.core import counters, metrics
@@ -31,10 +37,18 @@ log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "hotline:events"
 _PENDING_FLAG = "hotline.outbox_pending"
+_COMMITTED_FLAG = "hotline.outbox_committed"
 _BATCH = 500
 # A job row rq refused this often stays in the outbox for an operator (see /healthz) instead
 # of being retried for ever; Redis outages do not count towards it.
 MAX_JOB_ATTEMPTS = 20
+# How long a committing thread waits for its relay pass. Redis timeouts are shorter (see
+# hotline.core.redis), so this only bounds a relay stuck on the database; the rows stay in
+# the outbox and the next pass delivers them.
+_WAIT_SECONDS = 15.0
+
+_OUTBOX = OutboxMessage.__table__
+_EVENTS = Event.__table__
 
 
 def add(session: Session, kind: str, payload: dict[str, Any]) -> None:
@@ -46,12 +60,17 @@ def add(session: Session, kind: str, payload: dict[str, Any]) -> None:
 @event.listens_for(Session, "after_commit")
 def _relay_after_commit(session: Session) -> None:
     if session.info.pop(_PENDING_FLAG, False):
+        session.info[_COMMITTED_FLAG] = True
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _wait_for_relay(session: Session, transaction) -> None:
+    # Here rather than in after_commit: the session has given its connection back to the pool,
+    # so a request does not hold one of them while it waits for the relay.
+    if transaction.parent is None and session.info.pop(_COMMITTED_FLAG, False):
         # The caller's data is safely committed by now; delivery problems must not surface as
-        # an error of its request, the retry thread will pick up whatever is left.
-        try:
-            relay_once()
-        except Exception:  # noqa: BLE001 - logged and retried later, never lost
-            log.exception("outbox relay failed right after commit; it will be retried")
+        # an error of its request, the next pass will pick up whatever is left.
+        _relayer().relay_and_wait()
 
 
 @event.listens_for(Session, "after_rollback")
@@ -59,64 +78,42 @@ def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING_FLAG, None)
 
 
-def _next_event_ids(session: Session, count: int) -> int:
-    """Reserve ``count`` ids and return the first; the row lock orders relays across processes."""
-    return counters.increment(session, "events", count) - count + 1
-
-
-def _relay_events(session: Session) -> list[Event]:
-    rows = session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.kind == "event")
-        .order_by(OutboxMessage.id)
-        .limit(_BATCH)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if not rows:
-        return []
-    first_id = _next_event_ids(session, len(rows))
-    events = [
-        Event(
-            id=first_id + i,
-            topic=row.payload["topic"],
-            type=row.payload["type"],
-            payload=row.payload["data"],
-            created_at=row.created_at,
-        )
-        for i, row in enumerate(rows)
-    ]
-    session.add_all(events)
-    session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_([r.id for r in rows])))
-    return events
-
-
 def event_message(ev: Event) -> dict[str, Any]:
     """The wire form of an event, the same on pub/sub, in the catch-up API and on websockets."""
+    return _message(ev.id, ev.topic, ev.type, ev.payload, ev.created_at)
+
+
+def _message(
+    id: int, topic: str, type: str, data: Any, created_at: datetime | None
+) -> dict[str, Any]:
     return {
-        "id": ev.id,
-        "topic": ev.topic,
-        "type": ev.type,
-        "data": ev.payload,
-        "at": ev.created_at.isoformat() if ev.created_at else None,
+        "id": id,
+        "topic": topic,
+        "type": type,
+        "data": data,
+        "at": created_at.isoformat() if created_at else None,
     }
 
 
-def _publish(events: list[Event]) -> None:
-    if not events:
+def _publish(messages: list[dict[str, Any]]) -> None:
+    if not messages:
         return
     try:
         pipe = get_redis().pipeline(transaction=False)
-        for ev in events:
-            pipe.publish(EVENTS_CHANNEL, json.dumps(event_message(ev), ensure_ascii=False))
+        for message in messages:
+            pipe.publish(EVENTS_CHANNEL, json.dumps(message, ensure_ascii=False))
         pipe.execute()
-        metrics.EVENTS_PUBLISHED.inc(len(events))
+        metrics.EVENTS_PUBLISHED.inc(len(messages))
     except (redis.RedisError, OSError, RuntimeError) as exc:
         # Events are already in the log; subscribers catch up from it by id when Redis is back.
-        log.warning("could not publish %d events over Redis: %s", len(events), exc)
+        log.warning("could not publish %d events over Redis: %s", len(messages), exc)
 
 
-def _enqueue(payload: dict[str, Any]) -> None:
-    queue = Queue(payload.get("queue", "default"), connection=get_redis())
+def _enqueue(connection: redis.Redis, queues: dict[str, Queue], payload: dict[str, Any]) -> None:
+    name = payload.get("queue", "default")
+    queue = queues.get(name)
+    if queue is None:
+        queue = queues[name] = Queue(name, connection=connection)
     kwargs = dict(
         args=payload.get("args", []),
         kwargs=payload.get("kwargs", {}),
@@ -137,81 +134,278 @@ def _enqueue(payload: dict[str, Any]) -> None:
         pass  # the same job (same deterministic id) is already queued or done: nothing to do
 
 
-def _relay_jobs(session: Session) -> tuple[int, bool]:
-    rows = session.scalars(
-        select(OutboxMessage)
-        .where(OutboxMessage.kind == "job", OutboxMessage.attempts < MAX_JOB_ATTEMPTS)
-        .order_by(OutboxMessage.id)
-        .limit(_BATCH)
-        .with_for_update(skip_locked=True)
-    ).all()
+def _deliver_jobs(session: Session, rows: list[Any]) -> tuple[list[int], bool]:
+    """Hand job rows to rq in order; the ids delivered, and whether Redis failed."""
     delivered: list[int] = []
-    failed = False
+    if not rows:
+        return delivered, False
+    try:
+        connection = get_redis()
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        _note_failure(session, rows[0].id, exc, count=False)
+        return delivered, True
+    queues: dict[str, Queue] = {}
     for row in rows:
         try:
-            _enqueue(row.payload)
+            _enqueue(connection, queues, row.payload)
         except (redis.RedisError, OSError, RuntimeError) as exc:
-            row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-            failed = True
-            break  # Redis is unreachable: keep order, try the rest later
+            _note_failure(session, row.id, exc, count=False)
+            return delivered, True  # Redis is unreachable: keep order, try the rest later
         except Exception as exc:  # noqa: BLE001 - a malformed job must not block the others
-            row.attempts += 1
-            row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
-            log.error("outbox job %s refused by rq: %s", row.id, row.last_error)
+            error = _note_failure(session, row.id, exc, count=True)
+            log.error("outbox job %s refused by rq: %s", row.id, error)
             continue
         delivered.append(row.id)
-    if delivered:
-        session.execute(delete(OutboxMessage).where(OutboxMessage.id.in_(delivered)))
-        metrics.JOBS_ENQUEUED.inc(len(delivered))
-    return len(delivered), failed
+    return delivered, False
+
+
+def _note_failure(session: Session, row_id: int, exc: Exception, *, count: bool) -> str:
+    error = f"{type(exc).__name__}: {exc}"[:1000]
+    values: dict[str, Any] = {"last_error": error}
+    if count:
+        values["attempts"] = _OUTBOX.c.attempts + 1
+    session.execute(update(_OUTBOX).where(_OUTBOX.c.id == row_id).values(**values))
+    return error
 
 
 _relay_lock = threading.Lock()
 
+# PostgreSQL moves a batch of events from the outbox into the log in one statement committed
+# on its own: the ``events`` counter's row lock, which orders relays across processes so that
+# ids grow in commit order, is then held for that statement only — never while this process
+# waits for its GIL between statements, which under load was longer than the work itself.
+_MOVE_EVENTS_POSTGRESQL = text(
+    """
+    WITH claimed AS (
+        DELETE FROM outbox
+        WHERE id IN (
+            SELECT id FROM outbox WHERE kind = 'event'
+            ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id, payload, created_at
+    ), numbered AS (
+        SELECT row_number() OVER (ORDER BY id) AS n, count(*) OVER () AS total,
+               payload, created_at
+        FROM claimed
+    ), counter AS (
+        INSERT INTO counters (name, value)
+        SELECT :counter, count(*) FROM claimed HAVING count(*) > 0
+        ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value
+        RETURNING value
+    )
+    INSERT INTO events (id, topic, type, payload, created_at)
+    SELECT counter.value - numbered.total + numbered.n, numbered.payload ->> 'topic',
+           numbered.payload ->> 'type', numbered.payload -> 'data', numbered.created_at
+    FROM numbered CROSS JOIN counter
+    RETURNING id, topic, type, payload, created_at
+    """
+).columns(_EVENTS.c.id, _EVENTS.c.topic, _EVENTS.c.type, _EVENTS.c.payload, _EVENTS.c.created_at)
+
+
+def _move_events() -> list[dict[str, Any]]:
+    """Up to one batch of events from the outbox into the log, with their ids; wire form."""
+    session = new_session()
+    try:
+        if session.get_bind().dialect.name == "postgresql":
+            connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            rows = connection.execute(
+                _MOVE_EVENTS_POSTGRESQL, {"batch": _BATCH, "counter": "events"}
+            ).all()
+            session.commit()
+            return sorted(
+                (_message(r.id, r.topic, r.type, r.payload, r.created_at) for r in rows),
+                key=lambda m: m["id"],
+            )
+        # SQLite: the transaction holds the database's one write lock from its first statement.
+        rows = session.execute(
+            select(_OUTBOX.c.id, _OUTBOX.c.payload, _OUTBOX.c.created_at)
+            .where(_OUTBOX.c.kind == "event")
+            .order_by(_OUTBOX.c.id)
+            .limit(_BATCH)
+        ).all()
+        if not rows:
+            session.commit()
+            return []
+        first_id = counters.increment(session, "events", len(rows)) - len(rows) + 1
+        messages = [
+            _message(
+                first_id + i, r.payload["topic"], r.payload["type"], r.payload["data"], r.created_at
+            )
+            for i, r in enumerate(rows)
+        ]
+        session.execute(
+            insert(_EVENTS),
+            [
+                {
+                    "id": m["id"],
+                    "topic": m["topic"],
+                    "type": m["type"],
+                    "payload": m["data"],
+                    "created_at": r.created_at,
+                }
+                for m, r in zip(messages, rows, strict=True)
+            ],
+        )
+        session.execute(delete(_OUTBOX).where(_OUTBOX.c.id.in_([r.id for r in rows])))
+        session.commit()
+        return messages
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _relay_jobs() -> int:
+    """Up to one batch of jobs to rq; rows Redis did not take stay, with their error.
+
+    Should the commit fail after rq took a job, the row is relayed again and rq ignores the
+    job's repeated id.
+    """
+    session = new_session()
+    try:
+        rows = session.execute(
+            select(_OUTBOX.c.id, _OUTBOX.c.payload)
+            .where(_OUTBOX.c.kind == "job", _OUTBOX.c.attempts < MAX_JOB_ATTEMPTS)
+            .order_by(_OUTBOX.c.id)
+            .limit(_BATCH)
+            .with_for_update(skip_locked=True)
+        ).all()
+        delivered, _failed = _deliver_jobs(session, rows)
+        if delivered:
+            session.execute(delete(_OUTBOX).where(_OUTBOX.c.id.in_(delivered)))
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    if delivered:
+        metrics.JOBS_ENQUEUED.inc(len(delivered))
+    return len(delivered)
+
 
 def relay_once() -> int:
-    """Deliver what the outbox holds now; returns how many messages left it."""
+    """Deliver what the outbox holds now (up to one batch of each kind); returns how many
+    messages left it. Events are published once their ids are committed."""
     with _relay_lock:
-        session = new_session()
-        try:
-            events = _relay_events(session)
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-        _publish(events)
-        session = new_session()
-        try:
-            jobs, _failed = _relay_jobs(session)
-            session.commit()
-        except Exception:
-            session.rollback()
-            raise
-        finally:
-            session.close()
-        return len(events) + jobs
+        messages = _move_events()
+        _publish(messages)
+        return len(messages) + _relay_jobs()
+
+
+def relay_pending() -> int:
+    """Relay batch after batch until the outbox has nothing more to give right now."""
+    total = 0
+    while True:
+        moved = relay_once()
+        total += moved
+        if moved < _BATCH:
+            return total
 
 
 def pending_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
 
 
+class _Relayer:
+    """The relay thread of this process, started on first use.
+
+    Passes are numbered: ``asked`` counts requests for a pass, ``done`` the requests the last
+    finished pass covered. A pass covers every request made before it began, so a thread that
+    committed, then asked, knows its rows were looked at once ``done`` reaches its number.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._asked = 0
+        self._done = 0
+        self._thread: threading.Thread | None = None
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
+            self._thread.start()
+
+    def wake(self) -> int:
+        """Ask for a pass; returns its number for :meth:`wait`."""
+        with self._condition:
+            self._ensure_thread()
+            self._asked += 1
+            self._condition.notify_all()
+            return self._asked
+
+    def wait(self, number: int, timeout: float = _WAIT_SECONDS) -> bool:
+        with self._condition:
+            return self._condition.wait_for(lambda: self._done >= number, timeout)
+
+    def relay_and_wait(self) -> None:
+        if threading.current_thread() is self._thread:
+            _relay_logged(relay_pending)  # a commit made by the relay pass itself
+            return
+        if not self.wait(self.wake()):
+            log.warning("outbox relay did not finish within %.0f s; it will retry", _WAIT_SECONDS)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                self._condition.wait_for(lambda: self._asked > self._done)
+                covers = self._asked
+            _relay_logged(relay_pending)
+            with self._condition:
+                self._done = covers
+                self._condition.notify_all()
+
+
+def _relay_logged(relay) -> None:
+    try:
+        relay()
+    except Exception:  # noqa: BLE001 - logged, the rows stay in the outbox and are retried
+        log.exception("outbox relay failed; it will be retried")
+
+
+_process_relayer: _Relayer | None = None
+_process_relayer_lock = threading.Lock()
+
+
+def _relayer() -> _Relayer:
+    global _process_relayer
+    relayer = _process_relayer
+    if relayer is None:
+        with _process_relayer_lock:
+            if _process_relayer is None:
+                _process_relayer = _Relayer()
+            relayer = _process_relayer
+    return relayer
+
+
+def _forget_relayer_in_child() -> None:
+    # A forked child (an rq work-horse) has none of its parent's threads, and a lock the
+    # parent's relay thread held at the fork would stay locked for ever in the child.
+    global _process_relayer, _process_relayer_lock, _relay_lock
+    _process_relayer = None
+    _process_relayer_lock = threading.Lock()
+    _relay_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_relayer_in_child)
+
+
 class RelayThread(threading.Thread):
-    """Retries the outbox in the background of a long-running process (API or worker)."""
+    """Retries the outbox in the background of a long-running process (API or worker).
+
+    It only wakes the process's relay thread: rows Redis did not take, or rows of a process
+    that died between its commit and its relay, leave on the next pass.
+    """
 
     def __init__(self, interval: float | None = None) -> None:
-        super().__init__(name="outbox-relay", daemon=True)
+        super().__init__(name="outbox-retry", daemon=True)
         self.interval = interval or get_settings().outbox_poll_seconds
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
-            try:
-                relay_once()
-            except Exception as exc:  # noqa: BLE001 - a database blip must not kill the thread
-                log.warning("outbox relay: %s", exc)
+            _relayer().wake()
 
     def stop(self) -> None:
         self.stopped.set()
