@@ -151,6 +151,7 @@ class Outgoing:
 
 
 _PONG = Outgoing(0, "")
+_GONE = Outgoing(0, "")
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -247,6 +248,8 @@ async def _pump(
             except TimeoutError:
                 await websocket.send_json({"type": "heartbeat", "last_id": gateway.last_id})
                 continue
+            if outgoing is _GONE:
+                return
             if outgoing is _PONG:
                 await websocket.send_json({"type": "pong", "last_id": gateway.last_id})
                 continue
@@ -262,8 +265,14 @@ async def _pump(
 async def _receive(websocket: WebSocket, client: Client) -> None:
     """Queue an answer to the client's pings (only the pump writes to the socket); a closed
     socket ends the session."""
-    while True:
-        message = await websocket.receive_text()
-        if message == "ping":
-            with contextlib.suppress(asyncio.QueueFull):
-                client.queue.put_nowait(_PONG)
+    try:
+        while True:
+            message = await websocket.receive_text()
+            if message == "ping":
+                with contextlib.suppress(asyncio.QueueFull):
+                    client.queue.put_nowait(_PONG)
+    finally:
+        # Wake the pump now: a client that left must not stay registered (and keep a server
+        # that is shutting down waiting) until the next heartbeat, 15 s later.
+        with contextlib.suppress(asyncio.QueueFull):
+            client.queue.put_nowait(_GONE)

@@ -350,3 +350,7 @@ def test_clients_of_a_killed_api_process_resume_on_another_without_losing_events
         assert listener.ids() == sorted(set(listener.ids()))
         assert listener.resyncs == []
         assert listener.hellos[-1] and listener.connections == [api1.ws_url, api2.ws_url]
+    # Its clients gone, api2 stops at once on SIGTERM: a process being restarted does not wait
+    # for sockets that already left (it did, up to the gateway's 15 s heartbeat).
+    api2.process.terminate()
+    api2.process.wait(timeout=5)
