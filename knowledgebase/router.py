@@ -238,7 +238,7 @@ def list_articles(
     department: Annotated[str | None, Query(max_length=32)] = None,
     review_due_before: date | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> list[Article]:
     """The editors' work list, most recently changed first."""
     return service.list_articles(

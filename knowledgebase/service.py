@@ -898,7 +898,8 @@ def flag_article(
 
 
 def get_flag(session: Session, flag_id: int) -> tuple[Flag, Article]:
-    flag = session.get(Flag, flag_id)
+    # Ids are a 32-bit column: a larger number is no report, not a server error on PostgreSQL.
+    flag = session.get(Flag, flag_id) if 1 <= flag_id < 2**31 else None
     if flag is None:
         raise NotFound("kb.flag_not_found", f"no error report {flag_id}")
     article = session.get(Article, flag.article_id)

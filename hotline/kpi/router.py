@@ -51,7 +51,7 @@ def answer_rate_calls(
         Query(),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     """The requests behind the figures, each with how it counted."""
     return service.calls_behind(

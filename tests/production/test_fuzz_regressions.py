@@ -95,6 +95,23 @@ def test_knowledge_base_version_numbers_beyond_32_bits(world):
         assert _code(response) == "kb.version_not_found"
 
 
+def test_ids_and_offsets_beyond_64_bits(world):
+    editor, supervisor = world.headers["editor"], world.headers["supervisor"]
+    for action, body in (("resolve", {}), ("decline", {"reason": "无误"})):
+        response = world.client.post(f"/api/v1/kb/flags/{HUGE}/{action}", json=body, headers=editor)
+        assert response.status_code == 404 and _code(response) == "kb.flag_not_found"
+        response = world.client.post(f"/api/v1/kb/flags/{BIG}/{action}", json=body, headers=editor)
+        assert response.status_code == 404 and _code(response) == "kb.flag_not_found"
+    articles = world.client.get("/api/v1/kb/articles", params={"offset": HUGE}, headers=editor)
+    assert articles.status_code == 422
+    calls = world.client.get(
+        "/api/v1/kpi/answer-rate/calls",
+        params={"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "offset": HUGE},
+        headers=supervisor,
+    )
+    assert calls.status_code == 422
+
+
 @pytest.mark.parametrize("moment", EDGE_MOMENTS)
 def test_moments_at_the_ends_of_the_calendar(world, moment):
     staff = {**world.headers["supervisor"], **world.cti}
