@@ -21,6 +21,7 @@ from hotline.calls.router import router as calls_router
 from hotline.core import metrics
 from hotline.core.concurrency import RequestConcurrencyLimit
 from hotline.core.errors import install_error_handlers
+from hotline.core.guards import RejectNulCharacters
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
 from hotline.kpi.router import router as kpi_router
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RejectNulCharacters)
     app.include_router(core_router)
     app.include_router(routing_router)
     app.include_router(tickets_router)

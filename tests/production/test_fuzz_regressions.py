@@ -167,3 +167,24 @@ def test_days_at_the_ends_of_the_calendar(world, day):
     for name, response in responses.items():
         assert response.status_code == 422, f"{name}: {response.text}"
         assert _code(response) == "validation_error"
+
+
+def test_nul_characters_are_refused_alike_on_every_backend(world):
+    """PostgreSQL cannot store U+0000 (a 500 there, stored as sent on SQLite)."""
+    editor = world.headers["editor"]
+    article = {"key": "KB-NUL", "title": "标题", "body": "正文\u0000", "category": "其他"}
+    responses = [
+        world.client.post("/api/v1/kb/articles", json=article, headers=editor),
+        world.client.post(
+            "/api/v1/tickets", json={"content": "噪音\u0000扰民"}, headers=world.headers["agent"]
+        ),
+        world.client.get("/api/v1/kb/search", params={"q": "社保\u0000卡"}),
+        world.client.post("/api/v1/auth/token", data={"username": "a\u0000", "password": "x"}),
+        world.client.put("/api/v1/kb/synonyms/%00", json={"synonyms": ["核查"]}, headers=editor),
+    ]
+    for response in responses:
+        assert response.status_code == 422, response.text
+        assert _code(response) == "validation_error"
+    # An escaped backslash before "u0000" is text, not a NUL.
+    fine = {**article, "key": "KB-BACKSLASH", "body": "路径 C:\\u0000 不是空字符"}
+    assert world.client.post("/api/v1/kb/articles", json=fine, headers=editor).status_code == 201
