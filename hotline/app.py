@@ -50,7 +50,10 @@ def create_app() -> FastAPI:
         lifespan=_lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(RejectNulCharacters)
+    # Call events refuse NUL one by one (CallEventIn), keeping the rest of their batch.
+    app.add_middleware(
+        RejectNulCharacters, bodies_checked_by_route=frozenset({"/api/v1/calls/events"})
+    )
     app.include_router(core_router)
     app.include_router(routing_router)
     app.include_router(tickets_router)

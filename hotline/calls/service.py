@@ -93,6 +93,15 @@ class CallEventIn(BaseModel):
             raise ValueError("`at` needs a time zone offset, e.g. 2026-11-28T09:00:00+08:00")
         return value.astimezone(UTC)
 
+    @field_validator("event_id", "call_id", "queue", "agent", "caller", "option", "reason")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        # PostgreSQL cannot store U+0000. The app's NUL guard leaves this route's bodies to
+        # us, so that one such event is refused on its own and the rest of the batch stays.
+        if value is not None and "\x00" in value:
+            raise ValueError("NUL characters (U+0000) are not allowed")
+        return value
+
     def check(self) -> None:
         if self.type in ("offered", "transferred") and not self.queue:
             raise ValueError(f"a `{self.type}` event needs `queue`")

@@ -188,3 +188,16 @@ def test_nul_characters_are_refused_alike_on_every_backend(world):
     # An escaped backslash before "u0000" is text, not a NUL.
     fine = {**article, "key": "KB-BACKSLASH", "body": "路径 C:\\u0000 不是空字符"}
     assert world.client.post("/api/v1/kb/articles", json=fine, headers=editor).status_code == 201
+
+
+def test_a_nul_in_one_call_event_costs_only_that_event(world):
+    base = {"type": "offered", "call_id": "nul-call", "queue": "general"}
+    events = [
+        {**base, "event_id": "nul-1", "at": "2026-11-02T09:00:00+08:00"},
+        {**base, "event_id": "nul-2", "at": "2026-11-02T09:00:05+08:00", "caller": "138\u0000"},
+        {**base, "event_id": "nul-3", "type": "ended", "at": "2026-11-02T09:01:00+08:00"},
+    ]
+    response = world.client.post("/api/v1/calls/events", json=events, headers=world.cti)
+    assert response.status_code == 200, response.text
+    statuses = [r["status"] for r in response.json()["results"]]
+    assert statuses == ["accepted", "rejected", "accepted"]
