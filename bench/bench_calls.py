@@ -68,14 +68,13 @@ from bench_tickets import (  # noqa: E402 - the shared helpers live beside this 
     DEFAULT_REDIS_URL,
     PASSWORD,
     ActivitySampler,
-    CpuMeter,
+    free_port,
     fresh_database,
     hotline,
     libpq_url,
     login,
     percentile,
     private_redis,
-    running_server,
 )
 
 # As given on the command line: the run rewrites them to point at the bench database.
@@ -251,6 +250,88 @@ def hourly_counts(start: datetime, end: datetime, calls_per_day: float) -> Itera
 
 def _callers(rng: random.Random) -> list[str]:
     return [f"139{rng.randint(0, 99_999_999):08d}" for _ in range(2000)]
+
+
+# -- server and CPU ----------------------------------------------------------------------------
+# Kept here rather than imported: bench_tickets reshapes its own versions for its needs.
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
+    """`hotline serve --workers N` on a free port; yields (base URL, pid), stopped at the end."""
+    port = free_port()
+    command = [sys.executable, "-m", "hotline", "serve", "--port", str(port)]
+    server = subprocess.Popen([*command, "--workers", str(workers)], env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"hotline serve exited with {server.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("hotline serve did not become healthy within 60 s")
+            time.sleep(0.2)
+        yield base, server.pid
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+    return found + [g for c in found for g in _children(c)]
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime + stime + cutime + cstime: the postmaster's reaped backends count too.
+    return sum(int(x) for x in fields[11:15]) / _TICKS
+
+
+def _pids_named(name: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as f:
+                if f.read().strip() == name:
+                    pids.append(int(entry))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used by the API server tree, PostgreSQL, this process, and the machine."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.server_pid = server_pid
+
+    def read(self) -> dict[str, float]:
+        server = [self.server_pid, *_children(self.server_pid)]
+        with open("/proc/stat") as f:
+            machine = [int(x) for x in f.readline().split()[1:]]
+        idle = (machine[3] + machine[4]) / _TICKS
+        return {
+            "api": sum(_cpu_seconds(p) for p in server),
+            "postgres": sum(_cpu_seconds(p) for p in _pids_named("postgres")),
+            "client": time.process_time(),
+            "busy": sum(machine) / _TICKS - idle,
+        }
 
 
 # -- backends ----------------------------------------------------------------------------------
