@@ -2,7 +2,9 @@
 
 Creates a fresh database on the PostgreSQL server of HOTLINE_DATABASE_URL (never touching the
 database that URL names), runs `hotline db upgrade` and `hotline seed` against it, starts
-`hotline serve --workers N` and lets concurrent clients create tickets with varied requests
+--servers N × `hotline serve` on ports of their own (the production layout of
+docs/operations.md; client n talks to server n mod N, as a proxy would spread them) and lets
+concurrent clients create tickets with varied requests
 (matters, addresses, landmarks, places only in the text, ambiguous and outside places, repeat
 callers) for a fixed time. Two baselines run under the same load in the same run, interleaved
 with the creation rounds so that background noise hits all three alike:
@@ -14,7 +16,13 @@ so "create / preview" is what writing, dispatching, the trail and the outbox cos
 routing. While each series runs, pg_stat_activity is sampled to show where the bench database's
 backends spend their time (running, waiting on a row lock, idle in a transaction the API holds
 open), and the CPU of the API workers, PostgreSQL, Redis and this load generator is read from
-/proc. Afterwards the database is checked: as many tickets as 201 answers, an empty outbox.
+/proc, also per request: that figure holds whatever else the machine is doing, and gives the
+ceiling (req/s were the two cores ours alone). Afterwards the database is checked: as many
+tickets as 201 answers, an empty outbox.
+
+`--workers N` (uvicorn's processes sharing one port) is there to compare: a connection stays
+with the worker that accepted it, and with a few keep-alive clients that is often one worker
+for nearly all of them (the per-worker CPU line shows it).
 
 The load generator shares the machine with the server. httpx (the default) costs about 1 ms
 of CPU per request in this process, which on two cores caps what any endpoint can show;
@@ -27,7 +35,7 @@ reach a worker of anyone else. The database is dropped at the end unless --keep-
 
     HOTLINE_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
     HOTLINE_REDIS_URL=redis://127.0.0.1:6379/0 \\
-    python bench/bench_tickets.py [--seconds 20] [--concurrency 16] [--workers 2]
+    python bench/bench_tickets.py [--seconds 20] [--concurrency 16] [--servers 2] [--workers 1]
                                   [--client httpx|raw] [--py-spy FILE]
 """
 
@@ -259,35 +267,41 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
-    """`hotline serve --workers N` on a free port; yields (base URL, pid), stopped at the end."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "serve", "--port", str(port), "--workers", str(workers)],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
+def running_servers(
+    env: dict[str, str], servers: int, workers: int
+) -> Iterator[list[tuple[str, int]]]:
+    """``servers`` × `hotline serve --workers N`, each on a free port; yields their (base URL,
+    pid), stopped at the end."""
+    started: list[tuple[str, subprocess.Popen]] = []
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"hotline serve exited with {server.returncode}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit("hotline serve did not become healthy within 60 s")
-            time.sleep(0.2)
-        yield base, server.pid
+        for _ in range(servers):
+            port = free_port()
+            command = [sys.executable, "-m", "hotline", "serve", "--port", str(port)]
+            server = subprocess.Popen([*command, "--workers", str(workers)], env=env)
+            started.append((f"http://127.0.0.1:{port}", server))
+        for base, server in started:
+            deadline = time.monotonic() + 60
+            while True:
+                if server.poll() is not None:
+                    raise SystemExit(f"hotline serve exited with {server.returncode}")
+                try:
+                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit("hotline serve did not become healthy within 60 s")
+                time.sleep(0.2)
+        yield [(base, server.pid) for base, server in started]
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for _base, server in started:
+            server.terminate()
+        for _base, server in started:
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
 def login(base: str, username: str) -> dict[str, str]:
@@ -334,24 +348,66 @@ def _pids_named(name: str) -> list[int]:
     return pids
 
 
-class CpuMeter:
-    """CPU seconds used by the API server tree, PostgreSQL, Redis, this process, and the machine."""
+def _own_cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, without its reaped children."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS
 
-    def __init__(self, server_pid: int) -> None:
-        self.server_pid = server_pid
+
+def _backends_of(database: str) -> list[int]:
+    """PostgreSQL backends serving ``database`` (their title names it)."""
+    found = []
+    for pid in _pids_named("postgres"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+            if f" {database} ".encode() in f.read().replace(b"\0", b" "):
+                found.append(pid)
+    return found
+
+
+class CpuMeter:
+    """CPU seconds used by the API server tree, PostgreSQL, Redis, this process, and the machine.
+
+    ``bench_db`` is the CPU of the backends of the bench database alone (every other
+    PostgreSQL figure includes whatever else the machine's server does): counted per backend,
+    so a backend that ends between two readings loses its last part.
+    """
+
+    def __init__(self, server_pids: list[int], database: str | None = None) -> None:
+        self.server_pids = server_pids
+        self.database = database
+
+    def _workers(self) -> list[int]:
+        """The processes that serve requests: uvicorn's workers, or the server itself."""
+        return [w for pid in self.server_pids for w in (_children(pid) or [pid])]
 
     def read(self) -> dict[str, float]:
-        server = [self.server_pid, *_children(self.server_pid)]
+        server = [p for pid in self.server_pids for p in (pid, *_children(pid))]
         with open("/proc/stat") as f:
             machine = [int(x) for x in f.readline().split()[1:]]
         idle = (machine[3] + machine[4]) / _TICKS
+        backends = _backends_of(self.database) if self.database else []
         return {
             "api": sum(_cpu_seconds(p) for p in server),
             "postgres": sum(_cpu_seconds(p) for p in _pids_named("postgres")),
             "redis": sum(_cpu_seconds(p) for p in _pids_named("redis-server")),
             "client": time.process_time(),
             "busy": sum(machine) / _TICKS - idle,
+            **{f"backend:{pid}": _own_cpu_seconds(pid) for pid in backends},
+            **{f"worker:{pid}": _cpu_seconds(pid) for pid in self._workers()},
         }
+
+    @staticmethod
+    def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+        """CPU used between two readings; backends are summed into ``bench_db``."""
+        spent = {k: after[k] - before.get(k, 0.0) for k in after if not k.startswith("backend:")}
+        spent["bench_db"] = sum(
+            v - before.get(k, 0.0) for k, v in after.items() if k.startswith("backend:")
+        )
+        return spent
 
 
 class ActivitySampler(threading.Thread):
@@ -500,7 +556,7 @@ class RawConnection:
 
 
 async def _load(
-    base: str,
+    bases: list[str],
     headers: dict[str, str],
     endpoint: Endpoint,
     seconds: float,
@@ -511,13 +567,21 @@ async def _load(
     errors: Counter[str] = Counter()
     counter = iter(range(10**9))
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    host, port = base.split("//", 1)[1].split(":")
     send_headers = {**headers, "Content-Type": "application/json"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as hx:
+    async with contextlib.AsyncExitStack() as stack:
+        pools = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30)
+            )
+            for base in bases
+        ]
         started = time.perf_counter()
         deadline = started + seconds
 
-        async def worker() -> None:
+        async def worker(number: int) -> None:
+            # Client n talks to server n mod N, as a proxy would spread them.
+            base, hx = bases[number % len(bases)], pools[number % len(bases)]
+            host, port = base.split("//", 1)[1].split(":")
             raw = RawConnection(host, int(port), headers) if client_kind == "raw" else None
             while time.perf_counter() < deadline:
                 i = next(counter)
@@ -544,14 +608,14 @@ async def _load(
             if raw is not None:
                 raw.close()
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(*(worker(n) for n in range(clients)))
         elapsed = time.perf_counter() - started
     return latencies, errors, elapsed
 
 
 def run_round(
     series: Series,
-    base: str,
+    bases: list[str],
     headers: dict[str, str],
     endpoint: Endpoint,
     seconds: float,
@@ -564,12 +628,11 @@ def run_round(
     before = meter.read() if meter else {}
     with sampler.recorded() if sampler else contextlib.nullcontext(Counter()) as activity:
         latencies, errors, elapsed = asyncio.run(
-            _load(base, headers, endpoint, seconds, clients, client_kind)
+            _load(bases, headers, endpoint, seconds, clients, client_kind)
         )
     if meter:
-        after = meter.read()
-        for key in after:
-            series.cpu[key] += after[key] - before[key]
+        for key, value in CpuMeter.spent(before, meter.read()).items():
+            series.cpu[key] += value
     for key, value in activity.items():
         # Weighted by time so that rounds of different length average correctly.
         series.activity[key] += value * elapsed
@@ -604,14 +667,38 @@ def print_series_table(title: str, rows: list[Series], unit: str = "req/s") -> N
 
 
 def print_cpu_table(rows: list[Series]) -> None:
-    """CPU of each party as cores used on average while the series ran (2.0 = both cores)."""
+    """CPU of each party as cores used on average while the series ran (2.0 = both cores),
+    then per request: what one request costs, whatever else the machine was doing."""
     print("CPU while each series ran, in cores (this machine has", os.cpu_count(), "cores)")
-    parts = ["api", "postgres", "redis", "client", "busy"]
-    labels = ["API", "postgres*", "redis*", "bench", "machine"]
+    parts = ["api", "bench_db", "postgres", "redis", "client", "busy"]
+    labels = ["API", "bench db", "postgres*", "redis*", "bench", "machine"]
     print(f"{'series':<34}" + "".join(f"{label:>11}" for label in labels))
     for s in rows:
         print(f"{s.name:<34}" + "".join(f"{s.cpu[p] / s.seconds:>11.2f}" for p in parts))
-    print("  * every process of that name on the machine; 'machine' = all non-idle CPU")
+    print("  * every process of that name on the machine; 'machine' = all non-idle CPU;")
+    print("    'bench db' = the PostgreSQL backends of the bench database only")
+    # Connections stay with the worker that accepted them: one busy worker and one idle one
+    # show here, not in the totals.
+    for s in rows:
+        split = sorted(
+            (v / s.seconds for k, v in s.cpu.items() if k.startswith("worker:")), reverse=True
+        )
+        print(f"  API cores per worker, {s.name}: " + " + ".join(f"{v:.2f}" for v in split))
+    print()
+    cores = os.cpu_count() or 1
+    print("CPU per request, ms (ceiling: req/s if API, bench db and load generator had the")
+    print(f"{cores} cores to themselves)")
+    print(f"{'series':<34}{'API':>11}{'bench db':>11}{'bench':>11}{'total':>11}{'ceiling':>11}")
+    for s in rows:
+        n = len(s.latencies_ms) or 1
+        per = [1000 * s.cpu[p] / n for p in ("api", "bench_db", "client")]
+        total = sum(per)
+        ceiling = 1000 * cores / total if total else float("nan")
+        print(
+            f"{s.name:<34}"
+            + "".join(f"{v:>11.2f}" for v in per)
+            + f"{total:>11.2f}{ceiling:>11.0f}"
+        )
 
 
 def print_activity_table(rows: list[Series]) -> None:
@@ -634,7 +721,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="load time per series")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds per series")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
-    parser.add_argument("--workers", type=int, default=2, help="hotline serve --workers")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=2,
+        help="`hotline serve` processes, each on its own port; clients are spread over them "
+        "as a proxy would (the production layout, docs/operations.md)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="hotline serve --workers: uvicorn processes sharing one port; connections stay "
+        "with whichever accepted them, often one",
+    )
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds per series, unmeasured")
     parser.add_argument("--requests", type=int, default=5000, help="distinct requests in the mix")
     parser.add_argument(
@@ -688,16 +788,17 @@ def main() -> None:
         hotline(env, "db", "upgrade")
         hotline(env, "seed")
         hotline(env, "user", "create", "bench", "--role", "agent", "--password", PASSWORD)
-        with running_server(env, args.workers) as (base, pid):
-            headers = login(base, "bench")
-            meter = CpuMeter(pid)
+        with running_servers(env, args.servers, args.workers) as servers:
+            bases, pids = [b for b, _ in servers], [p for _, p in servers]
+            headers = login(bases[0], "bench")
+            meter = CpuMeter(pids, database_url.rsplit("/", 1)[1].split("?")[0])
             sampler = ActivitySampler(database_url)
             sampler.start()
             try:
                 for endpoint in plan:  # warm-up: jieba, the rule cache, connection pools
                     warm = Series("warm-up")
                     run_round(
-                        warm, base, headers, endpoint, args.warmup, args.concurrency, args.client
+                        warm, bases, headers, endpoint, args.warmup, args.concurrency, args.client
                     )
                     if not warm.latencies_ms:
                         raise SystemExit(f"{endpoint.name} fails: {dict(warm.errors)}")
@@ -707,10 +808,10 @@ def main() -> None:
                     for endpoint in plan:
                         profiler = None
                         if args.py_spy and round_number == 0 and endpoint is create:
-                            profiler = start_profiler(pid, args.py_spy, args.seconds / args.rounds)
+                            profiler = start_profiler(pids, args.py_spy, args.seconds / args.rounds)
                         run_round(
                             results[endpoint.name],
-                            base,
+                            bases,
                             headers,
                             endpoint,
                             args.seconds / args.rounds,
@@ -732,11 +833,12 @@ def main() -> None:
     print()
     print(
         f"command: python bench/bench_tickets.py --seconds {args.seconds:g} --rounds {args.rounds}"
-        f" --concurrency {args.concurrency} --workers {args.workers} --client {args.client}"
+        f" --concurrency {args.concurrency} --servers {args.servers} --workers {args.workers}"
+        f" --client {args.client}"
     )
     print(
         f"python {sys.version.split()[0]}, PostgreSQL (fresh database), Redis db {args.redis_db};"
-        f" `hotline serve --workers {args.workers}`, {args.concurrency} concurrent"
+        f" {args.servers} × `hotline serve --workers {args.workers}`, {args.concurrency} concurrent"
         f" {args.client} clients, {len(requests)} distinct requests;"
         f" {args.rounds} interleaved rounds per series"
     )
@@ -792,30 +894,52 @@ def summarize_profile(path: str, top: int = 25) -> None:
         print(f"  {100 * count / total:5.1f} %  {frame}")
 
 
-def start_profiler(server_pid: int, output: str, seconds: float) -> subprocess.Popen:
-    """py-spy sampling every API worker (the server's subprocesses) for ``seconds``."""
-    py_spy = Path(sys.executable).with_name("py-spy")
-    return subprocess.Popen(
-        [
-            str(py_spy),
-            "record",
-            "--pid",
-            str(server_pid),
-            "--subprocesses",
-            "--nonblocking",
-            "--gil",
-            "--format",
-            "raw",
-            "--rate",
-            "200",
-            "--duration",
-            str(max(1, int(seconds))),
-            "--output",
-            output,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+class Profilers:
+    """py-spy sampling every API process (each server and its subprocesses) for ``seconds``;
+    their raw stacks end up together in ``output``."""
+
+    def __init__(self, server_pids: list[int], output: str, seconds: float) -> None:
+        self.output = output
+        py_spy = Path(sys.executable).with_name("py-spy")
+        self.parts = [f"{output}.{pid}" for pid in server_pids]
+        self.processes = [
+            subprocess.Popen(
+                [
+                    str(py_spy),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--gil",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "200",
+                    "--duration",
+                    str(max(1, int(seconds))),
+                    "--output",
+                    part,
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for pid, part in zip(server_pids, self.parts, strict=True)
+        ]
+
+    def wait(self) -> None:
+        for process in self.processes:
+            process.wait()
+        with open(self.output, "w") as out:
+            for part in self.parts:
+                with contextlib.suppress(OSError), open(part) as f:
+                    out.write(f.read())
+                with contextlib.suppress(OSError):
+                    os.unlink(part)
+
+
+def start_profiler(server_pids: list[int], output: str, seconds: float) -> Profilers:
+    return Profilers(server_pids, output, seconds)
 
 
 def _count(database_url: str, table: str) -> int:

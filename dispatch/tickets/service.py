@@ -126,7 +126,9 @@ def _next_number(session: Session, received_at: datetime) -> str:
     if engine.dialect.name == "postgresql":
         # A statement committed on its own: the day's counter row is locked for that statement,
         # not for the rest of the intake (a rolled-back intake leaves a gap in the numbers).
-        value = counters.increment_committed(engine, name)
+        # Unflushed: under load the day's intakes queued behind each other's WAL flush; the
+        # intake's own commit makes the number durable, before anyone can see the ticket.
+        value = counters.increment_committed(engine, name, flushed=False)
     else:
         value = counters.increment(session, name)  # SQLite: one writer at a time anyway
     return f"ZH{day}{value:06d}"

@@ -321,6 +321,7 @@ class _Relayer:
         self._asked = 0
         self._done = 0
         self._thread: threading.Thread | None = None
+        self.passes = 0  # passes run so far, for tests and for a debugger
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -340,10 +341,10 @@ class _Relayer:
             return self._condition.wait_for(lambda: self._done >= number, timeout)
 
     def relay_and_wait(self) -> None:
+        number = self.wake()
         if threading.current_thread() is self._thread:
-            _relay_logged(relay_pending)  # a commit made by the relay pass itself
-            return
-        if not self.wait(self.wake()):
+            return  # staged by the relay pass itself: the next pass takes it, nobody waits
+        if not self.wait(number):
             log.warning("outbox relay did not finish within %.0f s; it will retry", _WAIT_SECONDS)
 
     def _run(self) -> None:
@@ -354,6 +355,7 @@ class _Relayer:
             _relay_logged(relay_pending)
             with self._condition:
                 self._done = covers
+                self.passes += 1
                 self._condition.notify_all()
 
 
