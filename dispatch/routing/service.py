@@ -502,7 +502,7 @@ def save_department(
     active: bool = True,
 ) -> m.Department:
     """Create or change a department; the rule set is checked before the change is kept."""
-    _require_known(session, area=area, towns=[town] if town else [])
+    _require_known(session, area=area, towns=[town] if town is not None else [])
     department = session.get(m.Department, code)
     before = None
     if department is None:
@@ -553,7 +553,8 @@ def save_place(
     note: str | None = None,
 ) -> m.Place:
     """Create or change a place name of the gazetteer."""
-    _require_known(session, area=area, towns=[*([town] if town else []), *(ambiguous or [])])
+    towns = [town] if town is not None else []
+    _require_known(session, area=area, towns=[*towns, *(ambiguous or [])])
     place = session.scalar(select(m.Place).where(m.Place.name == name))
     before = None if place is None else {"town": place.town, "area": place.area}
     if place is None:

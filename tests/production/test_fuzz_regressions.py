@@ -60,6 +60,12 @@ def test_routing_admin_changes_naming_unknown_codes(world):
         headers=admin,
     )
     assert department.status_code == 400 and _code(department) == "routing.unknown_area"
+    empty_town = world.client.put(
+        "/api/v1/routing/departments/C-NEW",
+        json={"name": "新部门", "level": "area", "town": ""},
+        headers=admin,
+    )
+    assert empty_town.status_code == 400 and _code(empty_town) == "routing.unknown_town"
     place = world.client.put(
         "/api/v1/routing/places/新地名", json={"town": "000000000"}, headers=admin
     )
