@@ -318,14 +318,21 @@ def decide(
     major: bool = False,
     multi_area: bool = False,
     routing: Routing | None = None,
+    suggest: bool = True,
 ) -> dict[str, Any]:
     """Route a request and describe the decision the way the API and the CLI show it.
 
     Without ``matter_code`` the best suggestion is used and ``needs_confirmation`` is set.
     ``routing``: the rules the caller already holds for this transaction (saves a read).
+    ``suggest=False``: no suggestions when the matter is given (segmenting the text is the
+    dearest step of routing, and intake does not keep them).
     """
     routing = routing or current_routing(session)
-    suggestions = routing.suggester.suggest(f"{text} {address}", limit=5)
+    suggestions = (
+        routing.suggester.suggest(f"{text} {address}", limit=5)
+        if suggest or matter_code is None
+        else []
+    )
     needs_confirmation = matter_code is None
     if matter_code is None:
         matter_code = suggestions[0].code if suggestions else fallback_matter(routing)

@@ -354,6 +354,7 @@ def create(
         major=major,
         multi_area=multi_area,
         routing=routing,
+        suggest=False,
     )
     _check_departments(routing, co_departments or [])
     matter = routing.ruleset.matter(decision["matter"]["code"])
