@@ -26,7 +26,8 @@ from schemathesis.checks import not_a_server_error
 
 from hotline.app import create_app
 
-# 25 examples per operation keep the module at about a minute on the 2-core CI machine.
+# 25 examples per operation (12 in the other roles' passes) keep the module within two
+# minutes on the loaded 2-core CI machine.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 FUZZ = settings(
     max_examples=EXAMPLES,
@@ -36,6 +37,8 @@ FUZZ = settings(
     suppress_health_check=list(HealthCheck),
     database=None,
 )
+# The passes as other roles repeat the admin's operations on other branches: half as many.
+FUZZ_AS_ROLE = settings(FUZZ, max_examples=max(5, EXAMPLES // 2))
 
 
 class _NoLifespan:
@@ -98,7 +101,7 @@ def test_no_server_errors_as_admin(case, use_real, world):
 
 @schema.include(path_regex=r"^/api/v1/(tickets|reports|events|kb/articles/\{key\}$)").parametrize()
 @schema.given(use_real=st.booleans())
-@FUZZ
+@FUZZ_AS_ROLE
 def test_no_server_errors_as_department(case, use_real, world):
     """Departments see their own inbox, masked callers and only their tickets' reports."""
     _call(case, world, use_real, "department")
@@ -108,7 +111,7 @@ def test_no_server_errors_as_department(case, use_real, world):
     path_regex=r"^/api/v1/(tickets|calls|agents|callers|kb|ivr|police-link)"
 ).parametrize()
 @schema.given(use_real=st.booleans())
-@FUZZ
+@FUZZ_AS_ROLE
 def test_no_server_errors_as_agent(case, use_real, world):
     _call(case, world, use_real, "agent")
 
@@ -120,6 +123,8 @@ NEVER_PAST_THE_GUARD: dict[str, str] = {}
 
 def test_fuzzing_reached_the_handlers():
     """A fuzzer that only ever hears 401/403 tests the auth layer, not the handlers."""
+    if not STATUSES:
+        pytest.skip("the fuzzing tests of this module did not run (deselected)")
     operations = {f"{op.method.upper()} {op.path}" for op in _operations()}
     assert operations, "the schema lists no operations"
     missing = operations - set(STATUSES)
@@ -136,8 +141,3 @@ def test_fuzzing_reached_the_handlers():
 def _operations():
     for result in schema.get_all_operations():
         yield result.ok()
-
-
-def test_zz_debug():
-    for k, v in sorted(STATUSES.items()):
-        print(k, dict(v))
