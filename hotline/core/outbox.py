@@ -24,11 +24,11 @@ from typing import Any
 import redis
 from rq import Queue, Retry
 from rq.exceptions import DuplicateJobError
-from sqlalchemy import delete, event, func, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from hotline.core import counters, metrics
-from hotline.core.db import new_session
+from hotline.core.db import get_engine
 from hotline.core.models import Event, OutboxMessage
 from hotline.core.redis import get_redis
 from hotline.core.settings import get_settings
@@ -36,8 +36,10 @@ from hotline.core.settings import get_settings
 log = logging.getLogger(__name__)
 
 EVENTS_CHANNEL = "hotline:events"
-_PENDING_FLAG = "hotline.outbox_pending"
-_COMMITTED_FLAG = "hotline.outbox_committed"
+# session.info keys: the kinds of messages staged in the transaction, then committed.
+_PENDING = "hotline.outbox_pending"
+_COMMITTED = "hotline.outbox_committed"
+KINDS = frozenset({"event", "job"})
 _BATCH = 500
 # A job row rq refused this often stays in the outbox for an operator (see /healthz) instead
 # of being retried for ever; Redis outages do not count towards it.
@@ -54,28 +56,30 @@ _EVENTS = Event.__table__
 def add(session: Session, kind: str, payload: dict[str, Any]) -> None:
     """Stage a message in the session's transaction; it is relayed after a successful commit."""
     session.add(OutboxMessage(kind=kind, payload=payload))
-    session.info[_PENDING_FLAG] = True
+    session.info.setdefault(_PENDING, set()).add(kind)
 
 
 @event.listens_for(Session, "after_commit")
 def _relay_after_commit(session: Session) -> None:
-    if session.info.pop(_PENDING_FLAG, False):
-        session.info[_COMMITTED_FLAG] = True
+    kinds = session.info.pop(_PENDING, None)
+    if kinds:
+        session.info[_COMMITTED] = kinds
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _wait_for_relay(session: Session, transaction) -> None:
     # Here rather than in after_commit: the session has given its connection back to the pool,
     # so a request does not hold one of them while it waits for the relay.
-    if transaction.parent is None and session.info.pop(_COMMITTED_FLAG, False):
+    kinds = session.info.pop(_COMMITTED, None) if transaction.parent is None else None
+    if kinds:
         # The caller's data is safely committed by now; delivery problems must not surface as
         # an error of its request, the next pass will pick up whatever is left.
-        _relayer().relay_and_wait()
+        _relayer().relay_and_wait(kinds)
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING_FLAG, None)
+    session.info.pop(_PENDING, None)
 
 
 def event_message(ev: Event) -> dict[str, Any]:
@@ -134,38 +138,55 @@ def _enqueue(connection: redis.Redis, queues: dict[str, Queue], payload: dict[st
         pass  # the same job (same deterministic id) is already queued or done: nothing to do
 
 
-def _deliver_jobs(session: Session, rows: list[Any]) -> tuple[list[int], bool]:
+def _deliver_jobs(connection: Connection, rows: list[Any]) -> tuple[list[int], bool]:
     """Hand job rows to rq in order; the ids delivered, and whether Redis failed."""
     delivered: list[int] = []
     if not rows:
         return delivered, False
     try:
-        connection = get_redis()
+        client = get_redis()
     except (redis.RedisError, OSError, RuntimeError) as exc:
-        _note_failure(session, rows[0].id, exc, count=False)
+        _note_failure(connection, rows[0].id, exc, count=False)
         return delivered, True
     queues: dict[str, Queue] = {}
     for row in rows:
         try:
-            _enqueue(connection, queues, row.payload)
+            _enqueue(client, queues, row.payload)
         except (redis.RedisError, OSError, RuntimeError) as exc:
-            _note_failure(session, row.id, exc, count=False)
+            _note_failure(connection, row.id, exc, count=False)
             return delivered, True  # Redis is unreachable: keep order, try the rest later
         except Exception as exc:  # noqa: BLE001 - a malformed job must not block the others
-            error = _note_failure(session, row.id, exc, count=True)
+            error = _note_failure(connection, row.id, exc, count=True)
             log.error("outbox job %s refused by rq: %s", row.id, error)
             continue
         delivered.append(row.id)
     return delivered, False
 
 
-def _note_failure(session: Session, row_id: int, exc: Exception, *, count: bool) -> str:
+def _note_failure(connection: Connection, row_id: int, exc: Exception, *, count: bool) -> str:
     error = f"{type(exc).__name__}: {exc}"[:1000]
     values: dict[str, Any] = {"last_error": error}
     if count:
         values["attempts"] = _OUTBOX.c.attempts + 1
-    session.execute(update(_OUTBOX).where(_OUTBOX.c.id == row_id).values(**values))
+    connection.execute(update(_OUTBOX).where(_OUTBOX.c.id == row_id).values(**values))
     return error
+
+
+# Built once: a relay pass runs after nearly every commit.
+_EVENT_ROWS = (
+    select(_OUTBOX.c.id, _OUTBOX.c.payload, _OUTBOX.c.created_at)
+    .where(_OUTBOX.c.kind == "event")
+    .order_by(_OUTBOX.c.id)
+    .limit(_BATCH)
+)
+_JOB_ROWS = (
+    select(_OUTBOX.c.id, _OUTBOX.c.payload)
+    .where(_OUTBOX.c.kind == "job", _OUTBOX.c.attempts < MAX_JOB_ATTEMPTS)
+    .order_by(_OUTBOX.c.id)
+    .limit(_BATCH)
+    .with_for_update(skip_locked=True)
+)
+_DELETE_ROWS = delete(_OUTBOX).where(_OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
 
 
 _relay_lock = threading.Lock()
@@ -202,38 +223,34 @@ _MOVE_EVENTS_POSTGRESQL = text(
 ).columns(_EVENTS.c.id, _EVENTS.c.topic, _EVENTS.c.type, _EVENTS.c.payload, _EVENTS.c.created_at)
 
 
-def _move_events() -> list[dict[str, Any]]:
+def _move_events(connection: Connection) -> list[dict[str, Any]]:
     """Up to one batch of events from the outbox into the log, with their ids; wire form."""
-    session = new_session()
-    try:
-        if session.get_bind().dialect.name == "postgresql":
-            connection = session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    if connection.dialect.name == "postgresql":
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        try:
             rows = connection.execute(
                 _MOVE_EVENTS_POSTGRESQL, {"batch": _BATCH, "counter": "events"}
             ).all()
-            session.commit()
-            return sorted(
-                (_message(r.id, r.topic, r.type, r.payload, r.created_at) for r in rows),
-                key=lambda m: m["id"],
-            )
-        # SQLite: the transaction holds the database's one write lock from its first statement.
-        rows = session.execute(
-            select(_OUTBOX.c.id, _OUTBOX.c.payload, _OUTBOX.c.created_at)
-            .where(_OUTBOX.c.kind == "event")
-            .order_by(_OUTBOX.c.id)
-            .limit(_BATCH)
-        ).all()
+            connection.commit()
+        finally:
+            connection.execution_options(isolation_level=connection.default_isolation_level)
+        return sorted(
+            (_message(r.id, r.topic, r.type, r.payload, r.created_at) for r in rows),
+            key=lambda m: m["id"],
+        )
+    # SQLite: the transaction holds the database's one write lock from its first statement.
+    with connection.begin():
+        rows = connection.execute(_EVENT_ROWS).all()
         if not rows:
-            session.commit()
             return []
-        first_id = counters.increment(session, "events", len(rows)) - len(rows) + 1
+        first_id = counters.increment(connection, "events", len(rows)) - len(rows) + 1
         messages = [
             _message(
                 first_id + i, r.payload["topic"], r.payload["type"], r.payload["data"], r.created_at
             )
             for i, r in enumerate(rows)
         ]
-        session.execute(
+        connection.execute(
             insert(_EVENTS),
             [
                 {
@@ -246,59 +263,51 @@ def _move_events() -> list[dict[str, Any]]:
                 for m, r in zip(messages, rows, strict=True)
             ],
         )
-        session.execute(delete(_OUTBOX).where(_OUTBOX.c.id.in_([r.id for r in rows])))
-        session.commit()
-        return messages
-    except Exception:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+        connection.execute(_DELETE_ROWS, {"ids": [r.id for r in rows]})
+    return messages
 
 
-def _relay_jobs() -> int:
+def _relay_jobs(connection: Connection) -> int:
     """Up to one batch of jobs to rq; rows Redis did not take stay, with their error.
 
-    Should the commit fail after rq took a job, the row is relayed again and rq ignores the
-    job's repeated id.
+    The rows stay locked until rq has them, so that two processes never hand rq the same
+    jobs; should the commit fail after rq took a job, the row is relayed again and rq ignores
+    the job's repeated id.
     """
-    session = new_session()
-    try:
-        rows = session.execute(
-            select(_OUTBOX.c.id, _OUTBOX.c.payload)
-            .where(_OUTBOX.c.kind == "job", _OUTBOX.c.attempts < MAX_JOB_ATTEMPTS)
-            .order_by(_OUTBOX.c.id)
-            .limit(_BATCH)
-            .with_for_update(skip_locked=True)
-        ).all()
-        delivered, _failed = _deliver_jobs(session, rows)
+    with connection.begin():
+        rows = connection.execute(_JOB_ROWS).all()
+        delivered, _failed = _deliver_jobs(connection, rows)
         if delivered:
-            session.execute(delete(_OUTBOX).where(_OUTBOX.c.id.in_(delivered)))
-        session.commit()
-    except Exception:
-        session.rollback()
-        raise
-    finally:
-        session.close()
+            connection.execute(_DELETE_ROWS, {"ids": delivered})
     if delivered:
         metrics.JOBS_ENQUEUED.inc(len(delivered))
     return len(delivered)
 
 
-def relay_once() -> int:
-    """Deliver what the outbox holds now (up to one batch of each kind); returns how many
-    messages left it. Events are published once their ids are committed."""
-    with _relay_lock:
-        messages = _move_events()
-        _publish(messages)
-        return len(messages) + _relay_jobs()
+def relay_once(kinds: frozenset[str] | set[str] = KINDS) -> int:
+    """Deliver what the outbox holds now (up to one batch of each of ``kinds``); returns how
+    many messages left it. Events are published once their ids are committed.
+
+    One pooled connection for the whole pass, used through SQLAlchemy Core: the pass runs
+    after nearly every commit, and a session and a second checkout cost more than its
+    statements.
+    """
+    moved = 0
+    with _relay_lock, get_engine().connect() as connection:
+        if "event" in kinds:
+            messages = _move_events(connection)
+            _publish(messages)
+            moved += len(messages)
+        if "job" in kinds:
+            moved += _relay_jobs(connection)
+    return moved
 
 
-def relay_pending() -> int:
+def relay_pending(kinds: frozenset[str] | set[str] = KINDS) -> int:
     """Relay batch after batch until the outbox has nothing more to give right now."""
     total = 0
     while True:
-        moved = relay_once()
+        moved = relay_once(kinds)
         total += moved
         if moved < _BATCH:
             return total
@@ -314,12 +323,15 @@ class _Relayer:
     Passes are numbered: ``asked`` counts requests for a pass, ``done`` the requests the last
     finished pass covered. A pass covers every request made before it began, so a thread that
     committed, then asked, knows its rows were looked at once ``done`` reaches its number.
+    A pass looks only at the kinds its requests staged (a commit with events alone costs no
+    query for jobs); the retry poller asks for every kind.
     """
 
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._asked = 0
         self._done = 0
+        self._kinds: set[str] = set()
         self._thread: threading.Thread | None = None
         self.passes = 0  # passes run so far, for tests and for a debugger
 
@@ -328,11 +340,12 @@ class _Relayer:
             self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
             self._thread.start()
 
-    def wake(self) -> int:
-        """Ask for a pass; returns its number for :meth:`wait`."""
+    def wake(self, kinds: frozenset[str] | set[str] = KINDS) -> int:
+        """Ask for a pass over ``kinds``; returns its number for :meth:`wait`."""
         with self._condition:
             self._ensure_thread()
             self._asked += 1
+            self._kinds.update(kinds)
             self._condition.notify_all()
             return self._asked
 
@@ -340,8 +353,8 @@ class _Relayer:
         with self._condition:
             return self._condition.wait_for(lambda: self._done >= number, timeout)
 
-    def relay_and_wait(self) -> None:
-        number = self.wake()
+    def relay_and_wait(self, kinds: frozenset[str] | set[str] = KINDS) -> None:
+        number = self.wake(kinds)
         if threading.current_thread() is self._thread:
             return  # staged by the relay pass itself: the next pass takes it, nobody waits
         if not self.wait(number):
@@ -351,17 +364,17 @@ class _Relayer:
         while True:
             with self._condition:
                 self._condition.wait_for(lambda: self._asked > self._done)
-                covers = self._asked
-            _relay_logged(relay_pending)
+                covers, kinds, self._kinds = self._asked, self._kinds, set()
+            _relay_logged(relay_pending, kinds)
             with self._condition:
                 self._done = covers
                 self.passes += 1
                 self._condition.notify_all()
 
 
-def _relay_logged(relay) -> None:
+def _relay_logged(relay, *args: Any) -> None:
     try:
-        relay()
+        relay(*args)
     except Exception:  # noqa: BLE001 - logged, the rows stay in the outbox and are retried
         log.exception("outbox relay failed; it will be retried")
 

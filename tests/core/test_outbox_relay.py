@@ -84,3 +84,31 @@ def test_a_rolled_back_transaction_asks_for_no_pass():
     assert relayer._asked == asked
     with db.transaction() as session:
         assert events_after(session, 0) == []
+
+
+def test_a_pass_looks_only_at_the_kinds_its_commits_staged_the_retry_takes_the_rest():
+    # A job row left by a process that died between its commit and its relay.
+    with db.transaction() as session:
+        session.add(
+            OutboxMessage(
+                kind="job",
+                payload={
+                    "func": "hotline.core.worker.ping",
+                    "args": ["left"],
+                    "job_id": "ping_left",
+                },
+            )
+        )
+    with db.transaction() as session:
+        publish_after_commit(session, "kpi.wall", "kpi.updated", {"n": 1})
+    with db.transaction() as session:
+        assert len(events_after(session, 0)) == 1
+        assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    outbox._relayer().wake()  # what the retry poller of every process does each second
+    _wait_until(lambda: Job.exists("ping_left", connection=get_redis()))
+    _wait_until(lambda: _outbox_rows() == 0)
+
+
+def _outbox_rows() -> int:
+    with db.transaction() as session:  # one short transaction per look: SQLite has one writer
+        return session.scalar(select(func.count()).select_from(OutboxMessage))
