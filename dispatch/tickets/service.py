@@ -15,6 +15,7 @@ lets exactly one of them win.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -457,27 +458,50 @@ def find_duplicates(session: Session, ticket: Ticket) -> list[str]:
 
 def caller_history(session: Session, phone: str, limit: int = 20) -> list[dict[str, Any]]:
     """A caller's tickets for the agent's screen: open ones first, then the latest."""
-    if not phone:
-        return []
+    return caller_histories(session, [phone], limit=limit).get(phone, [])
+
+
+def caller_histories(
+    session: Session, phones: Iterable[str], limit: int = 20
+) -> dict[str, list[dict[str, Any]]]:
+    """``caller_history`` of several callers in one query (a batch of answered calls)."""
+    wanted = sorted({p for p in phones if p})
+    histories: dict[str, list[dict[str, Any]]] = {p: [] for p in wanted}
+    if not wanted:
+        return histories
+    ranked = (
+        select(
+            Ticket.id,
+            func.row_number()
+            .over(
+                partition_by=Ticket.caller_phone,
+                order_by=(Ticket.status.in_(OPEN_STATUSES).desc(), Ticket.received_at.desc()),
+            )
+            .label("rank"),
+        )
+        .where(Ticket.caller_phone.in_(wanted))
+        .subquery()
+    )
     tickets = session.scalars(
         select(Ticket)
-        .where(Ticket.caller_phone == phone)
-        .order_by(Ticket.status.in_(OPEN_STATUSES).desc(), Ticket.received_at.desc())
-        .limit(limit)
-    ).all()
-    return [
-        {
-            "number": t.number,
-            "status": t.status,
-            "open": t.status in OPEN_STATUSES,
-            "matter_code": t.matter_code,
-            "content": t.content[:200],
-            "lead_department": t.lead_department,
-            "received_at": t.received_at.isoformat(),
-            "reply": t.reply,
-        }
-        for t in tickets
-    ]
+        .join(ranked, ranked.c.id == Ticket.id)
+        .where(ranked.c.rank <= limit)
+        .order_by(Ticket.caller_phone, ranked.c.rank)
+    )
+    for t in tickets:
+        histories[t.caller_phone].append(
+            {
+                "number": t.number,
+                "status": t.status,
+                "open": t.status in OPEN_STATUSES,
+                "matter_code": t.matter_code,
+                "content": t.content[:200],
+                "lead_department": t.lead_department,
+                "received_at": t.received_at.isoformat(),
+                "reply": t.reply,
+            }
+        )
+    return histories
 
 
 def overdue_by_department(session: Session) -> list[dict[str, Any]]:

@@ -747,7 +747,9 @@ def _backfill(
     simulation = TrafficSimulation(
         config, start=now - timedelta(hours=hours), seed=seed, until=now, drain=True
     )
-    items = list(simulation.items())
+    # Agents' states are not sent in a backfill: an agent back from a break after "now" must
+    # neither stretch the shift below nor count as traffic.
+    items = [i for i in simulation.items() if i.kind != "agent_state"]
     # Calls that were still going at "now" ran on; shift everything back so they ended too.
     overshoot = max(0.0, (items[-1].at - now).total_seconds()) if items else 0.0
     shift = timedelta(seconds=math.ceil(overshoot) + 1 if overshoot else 0)
