@@ -43,7 +43,11 @@ def import_queue_log(
     ] = None,
     batch: Annotated[int, typer.Option(min=1, help="events per transaction")] = 1000,
 ) -> None:
-    """Import FILE, an Asterisk queue_log, as call events (importing it again adds nothing)."""
+    """Import FILE, an Asterisk queue_log, as call events (importing it again adds nothing).
+
+    Exits with 1 when some lines could not be read or some events were refused (the rest is
+    imported all the same), so a script can tell a partial import from a complete one.
+    """
     try:
         migrate.prepare_database()
     except migrate.SchemaBehind as exc:
@@ -69,6 +73,8 @@ def import_queue_log(
         typer.echo(f"  {problem}", err=True)
     if report.problem_count > _PROBLEMS_SHOWN:
         typer.echo(f"  … and {report.problem_count - _PROBLEMS_SHOWN:,} more", err=True)
+    if report.problem_count:
+        raise typer.Exit(1)
 
 
 def _parse_agents(value: str) -> dict[str, int]:

@@ -261,7 +261,7 @@ def test_command_prints_progress_summary_and_problems(queues, log_file):
             "social_security=8002",
         ],
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # a partial import: some lines had problems
     assert "16 new, 0 already known, 1 refused" in result.output
     assert f"line {VIPQ_LINE}: refused: unknown queue 'vipq'" in result.output
     assert "line 27: unknown queue_log event 'TELEPORT'" in result.output
@@ -272,3 +272,18 @@ def test_command_refuses_a_malformed_mapping(log_file):
     result = CliRunner().invoke(calls_app, ["import-queue-log", str(log_file), "--queue-map", "x"])
     assert result.exit_code == 2
     assert "ours=theirs" in result.output
+
+
+def test_command_exits_0_when_every_line_was_imported(queues, tmp_path):
+    clean = tmp_path / "clean_queue_log"
+    clean.write_text(
+        "1764300000|c1|12345q|NONE|ENTERQUEUE||13800000000|1\n"
+        "1764300004|c1|12345q|SIP/agent1|CONNECT|4|c1.1|2\n"
+        "1764300064|c1|12345q|SIP/agent1|COMPLETECALLER|4|60|1\n"
+    )
+    result = CliRunner().invoke(
+        calls_app, ["import-queue-log", str(clean), "--queue-map", "general=12345q"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "3 new, 0 already known, 0 refused" in result.output
+    assert "0 problem(s)" in result.output
