@@ -358,27 +358,17 @@ def _own_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
-def _backends_of(database: str) -> list[int]:
-    """PostgreSQL backends serving ``database`` (their title names it)."""
-    found = []
-    for pid in _pids_named("postgres"):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
-            if f" {database} ".encode() in f.read().replace(b"\0", b" "):
-                found.append(pid)
-    return found
-
-
 class CpuMeter:
     """CPU seconds used by the API server tree, PostgreSQL, Redis, this process, and the machine.
 
     ``bench_db`` is the CPU of the backends of the bench database alone (every other
-    PostgreSQL figure includes whatever else the machine's server does): counted per backend,
-    so a backend that ends between two readings loses its last part.
+    PostgreSQL figure includes whatever else the machine's server does), as the
+    ActivitySampler follows them.
     """
 
-    def __init__(self, server_pids: list[int], database: str | None = None) -> None:
+    def __init__(self, server_pids: list[int], sampler: ActivitySampler | None = None) -> None:
         self.server_pids = server_pids
-        self.database = database
+        self.sampler = sampler
 
     def _workers(self) -> list[int]:
         """The processes that serve requests: uvicorn's workers, or the server itself."""
@@ -389,29 +379,26 @@ class CpuMeter:
         with open("/proc/stat") as f:
             machine = [int(x) for x in f.readline().split()[1:]]
         idle = (machine[3] + machine[4]) / _TICKS
-        backends = _backends_of(self.database) if self.database else []
         return {
             "api": sum(_cpu_seconds(p) for p in server),
             "postgres": sum(_cpu_seconds(p) for p in _pids_named("postgres")),
             "redis": sum(_cpu_seconds(p) for p in _pids_named("redis-server")),
             "client": time.process_time(),
             "busy": sum(machine) / _TICKS - idle,
-            **{f"backend:{pid}": _own_cpu_seconds(pid) for pid in backends},
+            "bench_db": self.sampler.backend_seconds() if self.sampler else 0.0,
             **{f"worker:{pid}": _cpu_seconds(pid) for pid in self._workers()},
         }
 
     @staticmethod
     def spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        """CPU used between two readings; backends are summed into ``bench_db``."""
-        spent = {k: after[k] - before.get(k, 0.0) for k in after if not k.startswith("backend:")}
-        spent["bench_db"] = sum(
-            v - before.get(k, 0.0) for k, v in after.items() if k.startswith("backend:")
-        )
-        return spent
+        """CPU used between two readings."""
+        return {k: after[k] - before.get(k, 0.0) for k in after}
 
 
 class ActivitySampler(threading.Thread):
-    """Samples pg_stat_activity of one database: what its backends are doing, every 50 ms."""
+    """Samples pg_stat_activity of one database every 50 ms: what its backends are doing, and
+    the CPU they use (read from /proc for each backend it sees; a connection the API's pool
+    closes between two samples loses at most its last 50 ms)."""
 
     def __init__(self, database_url: str) -> None:
         super().__init__(name="pg-activity", daemon=True)
@@ -420,18 +407,31 @@ class ActivitySampler(threading.Thread):
         self.ticks = 0
         self.recording = threading.Event()
         self.stopped = threading.Event()
+        self._backend_cpu: dict[int, float] = {}
+        self._backend_total = 0.0
+        self._lock = threading.Lock()
+
+    def backend_seconds(self) -> float:
+        with self._lock:
+            return self._backend_total
 
     def run(self) -> None:
         while not self.stopped.wait(0.05):
-            if not self.recording.is_set():
-                continue
             rows = self.connection.execute(
-                "SELECT state, wait_event_type, wait_event FROM pg_stat_activity"
+                "SELECT pid, state, wait_event_type, wait_event FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 " AND backend_type = 'client backend'"
             ).fetchall()
+            with self._lock:
+                for pid, *_ in rows:
+                    now = _own_cpu_seconds(pid)
+                    # First seen: everything it used counts, it was opened for this bench.
+                    self._backend_total += max(0.0, now - self._backend_cpu.get(pid, 0.0))
+                    self._backend_cpu[pid] = now
+            if not self.recording.is_set():
+                continue
             self.ticks += 1
-            for state, wait_type, wait_event in rows:
+            for _pid, state, wait_type, wait_event in rows:
                 if state == "active":
                     key = "active: " + (f"{wait_type}:{wait_event}" if wait_type else "running")
                 elif state == "idle in transaction":
@@ -791,9 +791,9 @@ def main() -> None:
         with running_servers(env, args.servers, args.workers) as servers:
             bases, pids = [b for b, _ in servers], [p for _, p in servers]
             headers = login(bases[0], "bench")
-            meter = CpuMeter(pids, database_url.rsplit("/", 1)[1].split("?")[0])
             sampler = ActivitySampler(database_url)
             sampler.start()
+            meter = CpuMeter(pids, sampler)
             try:
                 for endpoint in plan:  # warm-up: jieba, the rule cache, connection pools
                     warm = Series("warm-up")

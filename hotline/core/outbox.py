@@ -7,9 +7,10 @@ the relay thread of every long-running process, so a job asked for while Redis w
 once Redis is back. A rolled-back transaction takes its outbox rows with it: nothing is sent.
 
 Relaying is done by one thread per process, in batches. A committing thread wakes it and waits
-until a relay pass that began after its commit is over, so when a request answers, its events
-are in the log and its jobs in rq, exactly as if it had relayed them itself; but concurrent
-requests share one pass (two transactions for all of them) instead of each paying for its own.
+(holding no connection) until a relay pass that began after its commit is over, so when a
+request answers, its events are in the log and its jobs in rq, exactly as if it had relayed
+them itself; but concurrent requests share one pass (one statement for the events, one
+transaction for the jobs) instead of each paying for its own.
 """
 
 from __future__ import annotations
