@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import delete, insert, or_, select, text, update
+from sqlalchemy import Select, delete, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -637,13 +637,19 @@ def queue_state(session: Session, now: datetime | None = None) -> list[dict[str,
     return result
 
 
+def offers_query(start: datetime, end: datetime, queue: str | None = None) -> Select:
+    """The requests offered in [start, end), in order, with the columns of ``CallOffer``;
+    callers may narrow it further (``where``, ``limit``) before running it."""
+    query = select(*_OFFER_COLUMNS).where(CallOffer.offered_at >= start, CallOffer.offered_at < end)
+    if queue:
+        query = query.where(CallOffer.queue == queue)
+    return query.order_by(CallOffer.offered_at, CallOffer.id)
+
+
 def offers_in(
     session: Session, start: datetime, end: datetime, queue: str | None = None
 ) -> list[Row]:
     """The requests offered in [start, end), in order, as read-only rows with the columns of
     ``CallOffer``: the figures read hundreds of them per window, and building ORM objects
     for that cost several times the query."""
-    query = select(*_OFFER_COLUMNS).where(CallOffer.offered_at >= start, CallOffer.offered_at < end)
-    if queue:
-        query = query.where(CallOffer.queue == queue)
-    return list(session.execute(query.order_by(CallOffer.offered_at, CallOffer.id)))
+    return list(session.execute(offers_query(start, end, queue)))

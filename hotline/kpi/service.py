@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
@@ -153,6 +153,33 @@ def classify(offer: CallOffer | Row) -> str:
     return "unanswered"
 
 
+def _counted_as(category: str, now: datetime) -> ColumnElement[bool]:
+    """``classify`` (and ``_pending``) as SQL, so a window of a year is filtered and paged by
+    the database instead of in memory."""
+    settings = get_settings()
+    within, short = settings.answer_threshold_seconds, settings.short_abandon_seconds
+    answered = CallOffer.answered_at.is_not(None)
+    abandoned = and_(CallOffer.answered_at.is_(None), CallOffer.abandoned_at.is_not(None))
+    waiting = and_(
+        CallOffer.outcome == "waiting", CallOffer.offered_at > now - timedelta(seconds=within)
+    )
+    quick = and_(CallOffer.wait_seconds.is_not(None), CallOffer.wait_seconds < short)
+    return {
+        "waiting": waiting,
+        "answered_within": and_(
+            answered, CallOffer.wait_seconds.is_not(None), CallOffer.wait_seconds <= within
+        ),
+        "answered_late": and_(
+            answered, or_(CallOffer.wait_seconds.is_(None), CallOffer.wait_seconds > within)
+        ),
+        "short_abandon": and_(abandoned, quick),
+        "abandoned": and_(abandoned, not_(quick)),
+        "unanswered": and_(
+            CallOffer.answered_at.is_(None), CallOffer.abandoned_at.is_(None), not_(waiting)
+        ),
+    }[category]
+
+
 def calls_behind(
     session: Session,
     start: datetime,
@@ -166,26 +193,26 @@ def calls_behind(
     """Every request behind a figure, with how it counted, so any number can be checked."""
     start, end = _check_window(start, end)
     now = utcnow()
-    rows = []
-    for offer in calls_service.offers_in(session, start, end, queue):
-        counted = "waiting" if _pending(offer, now) else classify(offer)
-        if category and counted != category:
-            continue
-        rows.append(
-            {
-                "call_id": offer.call_id,
-                "seq": offer.seq,
-                "queue": offer.queue,
-                "caller": offer.caller,
-                "offered_at": offer.offered_at.isoformat(),
-                "answered_at": offer.answered_at.isoformat() if offer.answered_at else None,
-                "agent": offer.agent,
-                "wait_seconds": offer.wait_seconds,
-                "outcome": offer.outcome,
-                "counted_as": counted,
-            }
-        )
-    return {"total": len(rows), "calls": rows[offset : offset + limit]}
+    query = calls_service.offers_query(start, end, queue)
+    if category:
+        query = query.where(_counted_as(category, now))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = [
+        {
+            "call_id": offer.call_id,
+            "seq": offer.seq,
+            "queue": offer.queue,
+            "caller": offer.caller,
+            "offered_at": offer.offered_at.isoformat(),
+            "answered_at": offer.answered_at.isoformat() if offer.answered_at else None,
+            "agent": offer.agent,
+            "wait_seconds": offer.wait_seconds,
+            "outcome": offer.outcome,
+            "counted_as": "waiting" if _pending(offer, now) else classify(offer),
+        }
+        for offer in session.execute(query.limit(limit).offset(offset))
+    ]
+    return {"total": total or 0, "calls": rows}
 
 
 def rolling(session: Session, queue: str | None = None, *, now: datetime | None = None) -> dict:

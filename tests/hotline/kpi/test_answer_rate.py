@@ -194,6 +194,63 @@ def test_every_figure_traces_to_its_calls(client, supervisor):
     ]
 
 
+CATEGORIES = [
+    "answered_within",
+    "answered_late",
+    "abandoned",
+    "short_abandon",
+    "unanswered",
+    "waiting",
+]
+
+
+def test_each_category_filter_gives_exactly_the_calls_counted_so(client, supervisor, monkeypatch):
+    """The filter runs in SQL; how each call counts is decided in Python: they must agree."""
+    monkeypatch.setenv("HOTLINE_SHORT_ABANDON_SECONDS", "10")  # c4 becomes a short abandon
+    get_settings.cache_clear()
+    try:
+        now = datetime.now(TZ)
+        post(client, [e for e in crafted_stream() if e["event_id"] != "c9-e"])  # unanswered
+        post(client, [ev("w-o", "w", "offered", (now - BASE).total_seconds(), queue="general")])
+        window = {"start": DAY[0].isoformat(), "end": (now + timedelta(minutes=1)).isoformat()}
+        every = client.get("/api/v1/kpi/answer-rate/calls", params=window, headers=supervisor)
+        every = every.json()
+        counted: dict[str, set] = {c: set() for c in CATEGORIES}
+        for row in every["calls"]:
+            counted[row["counted_as"]].add((row["call_id"], row["seq"]))
+        assert all(counted.values()), f"the stream must cover every category: {counted}"
+        for category in CATEGORIES:
+            page = client.get(
+                "/api/v1/kpi/answer-rate/calls",
+                params={**window, "category": category},
+                headers=supervisor,
+            ).json()
+            assert page["total"] == len(counted[category]), category
+            assert {(r["call_id"], r["seq"]) for r in page["calls"]} == counted[category]
+            assert {r["counted_as"] for r in page["calls"]} == {category}
+        assert every["total"] == sum(len(v) for v in counted.values()) == 11
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_calls_behind_are_paged_by_the_database(client, supervisor):
+    post(client, crafted_stream())
+    window = {"start": DAY[0].isoformat(), "end": DAY[1].isoformat()}
+    pages = [
+        client.get(
+            "/api/v1/kpi/answer-rate/calls",
+            params={**window, "limit": 4, "offset": offset},
+            headers=supervisor,
+        ).json()
+        for offset in (0, 4, 8)
+    ]
+    assert [p["total"] for p in pages] == [10, 10, 10]
+    assert [len(p["calls"]) for p in pages] == [4, 4, 2]
+    offered = [r["offered_at"] for p in pages for r in p["calls"]]
+    assert offered == sorted(offered)
+
+
 def test_bad_events_are_reported_one_by_one_and_never_stop_the_good(client, supervisor):
     report = post(
         client,
