@@ -75,6 +75,9 @@ def database() -> Iterator[None]:
     from dispatch.routing.service import forget_cached_rules
 
     forget_cached_rules()  # the revision counter restarts with the emptied tables
+    from hotline.kpi.service import forget_wall_snapshot
+
+    forget_wall_snapshot()
     yield
 
 

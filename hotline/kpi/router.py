@@ -8,9 +8,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 
-from dispatch.tickets import service as ticket_service
-from hotline.calls import service as calls_service
-from hotline.calls.models import AlertState
 from hotline.core.auth import Principal, SessionDep, require_roles
 from hotline.core.moments import Day, Moment
 from hotline.core.settings import get_settings
@@ -68,22 +65,7 @@ def rolling(session: SessionDep, _user: Viewer, queue: Queue = None) -> dict[str
 @router.get("/wall")
 def wall(session: SessionDep, _user: Viewer) -> dict[str, Any]:
     """Everything the supervisors' wall shows, in one snapshot."""
-    queues = calls_service.queue_state(session)
-    agents = calls_service.agents(session)
-    by_state: dict[str, int] = {}
-    for agent in agents:
-        by_state[agent.state] = by_state.get(agent.state, 0) + 1
-    alert = session.get(AlertState, "answer_rate_15m")
-    return {
-        "target": get_settings().answer_rate_target,
-        "rolling": service.rolling(session),
-        "queues": [{k: v for k, v in q.items() if k != "calls"} for q in queues],
-        "waiting": sum(q["waiting"] for q in queues),
-        "longest_wait_seconds": max((q["longest_wait_seconds"] for q in queues), default=0.0),
-        "agents_by_state": by_state,
-        "alert": {"active": bool(alert and alert.active), "since": alert.since if alert else None},
-        "overdue_by_department": ticket_service.overdue_by_department(session),
-    }
+    return service.wall(session)
 
 
 @router.get("/staffing")

@@ -13,18 +13,24 @@ Both use the same contribution function, so the two paths agree to the call.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
+from dispatch.tickets import service as ticket_service
 from hotline.calls import service as calls_service
 from hotline.calls.models import AlertState, CallOffer, KpiBucket
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError
 from hotline.core.events import publish_after_commit
+from hotline.core.models import Event
 from hotline.core.settings import get_settings
 
 _FIELDS = (
@@ -56,18 +62,6 @@ def _pending(offer: CallOffer | Row, now: datetime) -> bool:
     return offer.outcome == "waiting" and now - offer.offered_at < timedelta(seconds=threshold)
 
 
-def _add_raw(totals: dict[str, float], offers: list[Row], now: datetime) -> int:
-    waiting = 0
-    for offer in offers:
-        if _pending(offer, now):
-            waiting += 1
-            continue
-        _key, values = calls_service.bucket_contribution(offer)
-        for name, value in values.items():
-            totals[name] += value
-    return waiting
-
-
 def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     if start.tzinfo is None or end.tzinfo is None:
         raise AppError("kpi.naive_time", "start and end need a time zone offset")
@@ -77,6 +71,71 @@ def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     if end - start > MAX_WINDOW:
         raise AppError("kpi.window_too_long", "a window may span at most 800 days")
     return start, end
+
+
+def _plan(
+    start: datetime, end: datetime, now: datetime
+) -> tuple[tuple[datetime, datetime] | None, list[tuple[datetime, datetime]]]:
+    """Which settled whole hours of [start, end) come from the buckets, and which ranges from
+    the requests themselves (the ragged edges, and hours that may still change)."""
+    first_hour = _ceil_hour(start)
+    last_hour = min(end, now - _SETTLED_AFTER).replace(minute=0, second=0, microsecond=0)
+    if first_hour < last_hour:
+        edges = [(start, first_hour), (last_hour, end)]
+        return (first_hour, last_hour), [(a, b) for a, b in edges if a < b]
+    return None, [(start, end)]
+
+
+def _bucket_totals(
+    session: Session, hours: tuple[datetime, datetime], queue: str | None
+) -> dict[str, float]:
+    query = select(*[func.coalesce(func.sum(getattr(KpiBucket, f)), 0) for f in _FIELDS]).where(
+        KpiBucket.hour >= hours[0], KpiBucket.hour < hours[1]
+    )
+    if queue:
+        query = query.where(KpiBucket.queue == queue)
+    return dict(zip(_FIELDS, session.execute(query).one(), strict=True))
+
+
+def _windows_figures(
+    session: Session,
+    windows: dict[str, tuple[datetime, datetime]],
+    queue: str | None,
+    now: datetime,
+) -> dict[str, dict[str, Any]]:
+    """The figures of several windows, reading the requests they need from the log once.
+
+    Overlapping windows (the wall's last 15 minutes, last hour, today and quarter) share
+    their unsettled tail: reading it per window read the same requests four times.
+    """
+    plans = {name: _plan(start, end, now) for name, (start, end) in windows.items()}
+    ranges = [r for _hours, edges in plans.values() for r in edges]
+    offers = (
+        calls_service.offers_in(
+            session, min(a for a, _b in ranges), max(b for _a, b in ranges), queue
+        )
+        if ranges
+        else []
+    )
+    # None for a call still waiting within the threshold: counted as waiting, not offered.
+    contributions = [
+        (o.offered_at, None if _pending(o, now) else calls_service.bucket_contribution(o)[1])
+        for o in offers
+    ]
+    figures = {}
+    for name, (hours, edges) in plans.items():
+        totals = _bucket_totals(session, hours, queue) if hours else _empty()
+        waiting = 0
+        for offered_at, values in contributions:
+            if not any(a <= offered_at < b for a, b in edges):
+                continue
+            if values is None:
+                waiting += 1
+                continue
+            for field, value in values.items():
+                totals[field] += value
+        figures[name] = _figures(totals, waiting)
+    return figures
 
 
 def answer_rate(
@@ -89,28 +148,7 @@ def answer_rate(
 ) -> dict[str, Any]:
     """The answer rate and companions over [start, end), for one queue or all of them."""
     start, end = _check_window(start, end)
-    now = now or utcnow()
-    totals = _empty()
-    first_hour = _ceil_hour(start)
-    last_hour = min(end, now - _SETTLED_AFTER).replace(minute=0, second=0, microsecond=0)
-    waiting = 0
-    if first_hour < last_hour:
-        query = select(*[func.coalesce(func.sum(getattr(KpiBucket, f)), 0) for f in _FIELDS]).where(
-            KpiBucket.hour >= first_hour, KpiBucket.hour < last_hour
-        )
-        if queue:
-            query = query.where(KpiBucket.queue == queue)
-        for name, value in zip(_FIELDS, session.execute(query).one(), strict=True):
-            totals[name] += value
-        edges = [(start, first_hour), (last_hour, end)]
-    else:
-        edges = [(start, end)]
-    for edge_start, edge_end in edges:
-        if edge_start < edge_end:
-            waiting += _add_raw(
-                totals, calls_service.offers_in(session, edge_start, edge_end, queue), now
-            )
-    return _figures(totals, waiting)
+    return _windows_figures(session, {"window": (start, end)}, queue, now or utcnow())["window"]
 
 
 def _figures(totals: dict[str, float], waiting: int) -> dict[str, Any]:
@@ -221,47 +259,134 @@ def rolling(session: Session, queue: str | None = None, *, now: datetime | None 
     local = now.astimezone(get_settings().tz)
     today = local.replace(hour=0, minute=0, second=0, microsecond=0)
     quarter = today.replace(month=3 * ((local.month - 1) // 3) + 1, day=1)
-    windows = {
+    end = now + timedelta(microseconds=1)
+    starts = {
         "last_15_minutes": now - timedelta(minutes=15),
         "last_hour": now - timedelta(hours=1),
-        "today": today,
-        "quarter": quarter,
+        "today": today.astimezone(UTC),
+        "quarter": quarter.astimezone(UTC),
     }
+    return _windows_figures(session, {n: (s, end) for n, s in starts.items()}, queue, now)
+
+
+_wall_lock = threading.Lock()
+_wall_cache: dict[str, Any] = {}
+
+
+def wall(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the supervisors' wall shows, in one snapshot.
+
+    Every wall asks for the same snapshot whenever events arrive, and computing it reads the
+    last hour of requests: at a typhoon peak, ten walls recomputing it made half the API's
+    CPU. The snapshot is therefore shared until something happens (a newer event id in the
+    log) or a second has passed (waits grow and windows slide by themselves).
+    """
+    key = (_newest_event(session), int(time.time())) if now is None else None
+    with _wall_lock:
+        if key is not None and _wall_cache.get("key") == key:
+            return _wall_cache["snapshot"]
+    snapshot = _wall_snapshot(session, now=now)
+    if key is not None:
+        with _wall_lock:
+            _wall_cache.update(key=key, snapshot=snapshot)
+    return snapshot
+
+
+def _newest_event(session: Session) -> tuple[int, datetime | None] | None:
+    # The id alone could repeat after the log is emptied (tests, a restored backup).
+    return session.execute(
+        select(Event.id, Event.created_at).order_by(Event.id.desc()).limit(1)
+    ).first()
+
+
+def forget_wall_snapshot() -> None:
+    """Drop the shared snapshot (tests that empty the database between themselves)."""
+    with _wall_lock:
+        _wall_cache.clear()
+
+
+def _wall_snapshot(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
+    queues = calls_service.queue_state(session)
+    by_state: dict[str, int] = {}
+    for agent in calls_service.agents(session):
+        by_state[agent.state] = by_state.get(agent.state, 0) + 1
+    alert = session.get(AlertState, "answer_rate_15m")
     return {
-        name: answer_rate(session, begin, now + timedelta(microseconds=1), queue, now=now)
-        for name, begin in windows.items()
+        "target": get_settings().answer_rate_target,
+        "rolling": rolling(session, now=now),
+        "queues": [{k: v for k, v in q.items() if k != "calls"} for q in queues],
+        "waiting": sum(q["waiting"] for q in queues),
+        "longest_wait_seconds": max((q["longest_wait_seconds"] for q in queues), default=0.0),
+        "agents_by_state": by_state,
+        "alert": {"active": bool(alert and alert.active), "since": alert.since if alert else None},
+        "overdue_by_department": ticket_service.overdue_by_department(session),
     }
+
+
+_ALERT = "answer_rate_15m"
+_alert_checked_at = -float("inf")
+
+
+def alert_check_due() -> bool:
+    """Whether this process should re-evaluate the alert now (at most every
+    ``alert_check_seconds``): the alert looks at 15 minutes, so checking it for every batch of
+    call events only re-read those 15 minutes of requests dozens of times a second."""
+    global _alert_checked_at
+    with _wall_lock:
+        now = time.monotonic()
+        if now - _alert_checked_at < get_settings().alert_check_seconds:
+            return False
+        _alert_checked_at = now
+        return True
 
 
 def evaluate_alert(session: Session, *, now: datetime | None = None, minimum_calls: int = 10):
     """Raise the alert when the last 15 minutes fall below target; clear it only 2 points
-    above target, so a rate hovering at the line does not flap."""
+    above target, so a rate hovering at the line does not flap.
+
+    The state row is written only when the alert flips, and the flip is a conditional UPDATE:
+    of several processes evaluating at once exactly one raises (or clears) it and tells the
+    walls, and a quiet evaluation locks nothing.
+    """
     settings = get_settings()
     now = now or utcnow()
     figures = answer_rate(session, now - timedelta(minutes=15), now, now=now)
     rate, offered = figures["rate"], figures["offered"]
-    state = session.get(AlertState, "answer_rate_15m")
+    state = session.get(AlertState, _ALERT)
     if state is None:
-        state = AlertState(name="answer_rate_15m", active=False, since=now)
-        session.add(state)
-    state.last_rate = rate
+        _create_alert_state(session, now)
+        state = session.get(AlertState, _ALERT)
     if rate is None or offered < minimum_calls:
         return state
     target = settings.answer_rate_target
     if not state.active and rate < target:
-        state.active, state.since = True, now
-        publish_after_commit(
-            session,
-            "kpi.alerts",
-            "kpi.answer_rate_low",
-            {"rate": rate, "target": target, "offered": offered},
-        )
+        flip, event = True, "kpi.answer_rate_low"
+        data = {"rate": rate, "target": target, "offered": offered}
     elif state.active and rate >= target + 0.02:
-        state.active, state.since = False, now
-        publish_after_commit(
-            session, "kpi.alerts", "kpi.answer_rate_recovered", {"rate": rate, "target": target}
-        )
+        flip, event = False, "kpi.answer_rate_recovered"
+        data = {"rate": rate, "target": target}
+    else:
+        return state
+    flipped = session.execute(
+        update(AlertState)
+        .where(AlertState.name == _ALERT, AlertState.active.is_(not flip))
+        .values(active=flip, since=now, last_rate=rate)
+        .execution_options(synchronize_session=False)
+    )
+    if flipped.rowcount:
+        publish_after_commit(session, "kpi.alerts", event, data)
+    session.expire(state)
     return state
+
+
+def _create_alert_state(session: Session, now: datetime) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(AlertState)
+        .values(name=_ALERT, active=False, since=now)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
 
 
 def rebuild_buckets(session: Session) -> int:
