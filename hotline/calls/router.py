@@ -74,7 +74,7 @@ def post_call_events(session: SessionDep, payload: Annotated[Any, Body()]) -> di
     if len(events) > 5000:
         raise AppError("calls.batch_too_large", "send at most 5,000 events per request")
     result = service.ingest(session, [e if isinstance(e, dict) else {"_": e} for e in events])
-    if result.accepted:
+    if result.accepted and kpi_service.alert_check_due():
         kpi_service.evaluate_alert(session)
     return {
         "accepted": result.accepted,

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         0, description="abandons quicker than this leave the answer rate's denominator"
     )
     answer_rate_target: float = Field(0.90, description="the 15-second rate target (alerts)")
+    alert_check_seconds: float = Field(
+        5.0, ge=0, description="how often, at most, call events re-evaluate the rate alert"
+    )
     merged_hotlines: list[str] = Field(
         default_factory=lambda: ["12315", "12333"],
         description="other hotlines answered through 12345 (一号接听), one queue each",

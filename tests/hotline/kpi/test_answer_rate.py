@@ -344,9 +344,12 @@ def test_live_queue_state_shows_who_waits(client, supervisor):
     assert live["offered"] == 1 and live["waiting"] == 1 and live["rate"] == 0.0
 
 
-def test_alert_raises_below_target_and_clears_with_hysteresis(client, supervisor):
+def test_alert_raises_below_target_and_clears_with_hysteresis(client, supervisor, monkeypatch):
     from hotline.calls.models import AlertState
     from hotline.core.events import events_after
+
+    monkeypatch.setenv("HOTLINE_ALERT_CHECK_SECONDS", "0")  # every batch re-evaluates it
+    get_settings.cache_clear()
 
     now = datetime.now(TZ)
 
@@ -384,6 +387,21 @@ def test_alert_raises_below_target_and_clears_with_hysteresis(client, supervisor
         assert state.active is False
         kinds = [e["type"] for e in events_after(session, 0, topics=["kpi.alerts"])]
     assert kinds == ["kpi.answer_rate_low", "kpi.answer_rate_recovered"]
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_call_events_re_evaluate_the_alert_at_most_every_few_seconds(monkeypatch):
+    from hotline.kpi import service as kpi_service
+
+    monkeypatch.setenv("HOTLINE_ALERT_CHECK_SECONDS", "3600")
+    get_settings.cache_clear()
+    monkeypatch.setattr(kpi_service, "_alert_checked_at", -float("inf"))
+    try:
+        assert [kpi_service.alert_check_due() for _ in range(3)] == [True, False, False]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 def test_rebuilt_buckets_equal_the_incremental_ones(client, supervisor):
@@ -418,3 +436,41 @@ def test_rebuilt_buckets_equal_the_incremental_ones(client, supervisor):
     with db.transaction() as session:
         assert kpi_service.rebuild_buckets(session) == 10
     assert snapshot() == incremental
+
+
+@pytest.mark.parametrize("minutes_later", [3, 12, 47, 64, 125, 60 * 26])
+def test_the_walls_windows_equal_their_answer_rates_one_by_one(client, supervisor, minutes_later):
+    """rolling() reads the requests once for all four windows; each must still come out as
+    answer_rate gives it alone, whether the stream is in the unsettled tail or the buckets."""
+    from hotline.kpi import service as kpi_service
+
+    post(client, crafted_stream())
+    now = (BASE + timedelta(minutes=minutes_later)).astimezone(TZ)
+    with db.transaction() as session:
+        together = kpi_service.rolling(session, now=now)
+        local_midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        starts = {
+            "last_15_minutes": now - timedelta(minutes=15),
+            "last_hour": now - timedelta(hours=1),
+            "today": local_midnight,
+            "quarter": local_midnight.replace(month=10, day=1),
+        }
+        end = now + timedelta(microseconds=1)
+        alone = {
+            name: kpi_service.answer_rate(session, start, end, now=now)
+            for name, start in starts.items()
+        }
+    assert together == alone
+    assert together["quarter"]["offered"] > 0  # the stream is inside the windows compared
+
+
+def test_the_wall_snapshot_is_shared_until_an_event_arrives(client, supervisor):
+    post(client, crafted_stream()[:3])
+    first = client.get("/api/v1/kpi/wall", headers=supervisor).json()
+    again = client.get("/api/v1/kpi/wall", headers=supervisor).json()
+    assert again == first
+    # A new call is an event: the next snapshot is computed afresh and shows it waiting.
+    now = datetime.now(TZ)
+    post(client, [ev("fresh-o", "fresh", "offered", (now - BASE).total_seconds(), queue="general")])
+    after = client.get("/api/v1/kpi/wall", headers=supervisor).json()
+    assert after["waiting"] == first["waiting"] + 1
