@@ -86,6 +86,19 @@ class CallEventIn(BaseModel):
     option: str | None = Field(None, max_length=32, description="ivr_selected: the key pressed")
     reason: str | None = Field(None, max_length=32, description="abandoned: e.g. timeout")
 
+    @field_validator("at", mode="before")
+    @classmethod
+    def _iso_text(cls, value: Any) -> Any:
+        # pydantic would read 0, 1.7e9 or "000…0" as seconds since 1970: a telephony system
+        # that sends that has a bug, and the call would be counted in the wrong year.
+        if isinstance(value, datetime):
+            return value  # from our own importers
+        if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "").isdigit():
+            raise ValueError(
+                "`at` must be an ISO 8601 time with offset, e.g. 2026-11-28T09:00:00+08:00"
+            )
+        return value
+
     @field_validator("at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
