@@ -3,8 +3,9 @@
 Sets up a fresh database on the PostgreSQL server of HOTLINE_DATABASE_URL (never the database
 that URL names; dropped at the end) and a private, empty database number on the Redis server
 of HOTLINE_REDIS_URL (emptied at the end), runs `hotline db upgrade` and `hotline seed`, creates
-the users, and starts the system as production would: `hotline serve --workers N` (N API
-processes behind one port) and M `hotline worker` processes.
+the users, and starts the system as production would: N `hotline serve` processes on ports of
+their own (the clients spread over them as a proxy would: each user keeps to one process) and M
+`hotline worker` processes.
 
 Then, open loop (every request is sent at its scheduled time whatever the answers before it;
 latency counts from that scheduled time, so a server that falls behind cannot hide it):
@@ -34,7 +35,7 @@ CPU taken by the API processes, the workers, PostgreSQL, Redis and this load gen
     HOTLINE_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
     HOTLINE_REDIS_URL=redis://127.0.0.1:6379/0 \\
     python bench/bench_typhoon.py [--seconds 300] [--call-events 50] [--tickets 20]
-        [--consoles 500] [--walls 10] [--api-workers 2] [--rq-workers 1] [--ramp]
+        [--consoles 500] [--walls 10] [--api-processes 2] [--rq-workers 1] [--ramp]
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ import itertools
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -101,7 +103,8 @@ class Window:
     screen_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     frames: Counter = field(default_factory=Counter)
     lag_ms: list[float] = field(default_factory=list)  # how late requests left this process
-    cpu: dict[str, float] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)  # while the load was sent
+    server: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     seconds: float = 0.0
     tickets_created: int = 0
 
@@ -124,11 +127,84 @@ class Window:
         return missed
 
 
+@dataclass
+class Answer:
+    status_code: int
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+class RawPool:
+    """Keep-alive HTTP/1.1 connections to one API process, one request at a time each.
+
+    httpx costs about 1 ms of CPU a request in this process, which on two shared cores is
+    CPU taken from the system under test; this sends the same bytes with a fraction of it.
+    """
+
+    def __init__(self, base: str) -> None:
+        host, port = base.removeprefix("http://").split(":")
+        self.host, self.port = host, int(port)
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
+
+    async def request(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> Answer:
+        # uvicorn closes a connection idle for 5 s; like any HTTP client, send again on a new
+        # connection when a kept-alive one turns out closed before it answered anything.
+        while self.idle:
+            reader, writer, since = self.idle.pop()
+            if time.monotonic() - since > 3:
+                writer.close()
+                continue
+            try:
+                return await self._exchange(reader, writer, method, path, body, headers)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                continue
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return await self._exchange(reader, writer, method, path, body, headers)
+
+    async def _exchange(self, reader, writer, method, path, body, headers) -> Answer:
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        if body is not None:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        try:
+            writer.write((head + "\r\n").encode() + (body or b""))
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionError("the server closed the connection")
+            length, close = 0, False
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                name, value = name.strip().lower(), value.strip().lower()
+                if name == "content-length":
+                    length = int(value)
+                elif name == "connection" and value == "close":
+                    close = True
+            answer = Answer(int(status_line.split()[1]), await reader.readexactly(length))
+        except BaseException:
+            writer.close()
+            raise
+        if close:
+            writer.close()
+        else:
+            self.idle.append((reader, writer, time.monotonic()))
+        return answer
+
+    def close(self) -> None:
+        for _reader, writer, _since in self.idle:
+            writer.close()
+        self.idle.clear()
+
+
 class Load:
     """The clients: HTTP requests on a schedule, and the websockets that watch the results."""
 
-    def __init__(self, base: str, tokens: dict[str, str], cti: str, args) -> None:
-        self.base = base
+    def __init__(self, bases: list[str], tokens: dict[str, str], cti: str, args) -> None:
+        self.bases = bases
         self.tokens = tokens
         self.cti = {"X-CTI-Token": cti}
         self.args = args
@@ -142,24 +218,37 @@ class Load:
         self.tasks: set[asyncio.Task] = set()
         self.wall_dirty: dict[str, bool] = {name: False for name in self.walls}
         self.sockets_open = 0
-        self.http = httpx.AsyncClient(
-            base_url=base,
-            timeout=30,
-            limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=64),
-        )
+        # One pool per API process; a user keeps to one process, as behind a sticky proxy.
+        self.clients = [RawPool(b) for b in bases]
+        self.home = {name: n % len(bases) for n, name in enumerate(sorted(tokens))}
+        self.cti_turn = itertools.cycle(range(len(bases)))
 
     # -- HTTP -------------------------------------------------------------------------------
 
     async def request(
-        self, kind: str, due: float, method: str, path: str, **kwargs
-    ) -> httpx.Response | None:
+        self,
+        kind: str,
+        due: float,
+        method: str,
+        path: str,
+        *,
+        user: str | None = None,
+        payload: object = None,
+    ) -> Answer | None:
+        """Send at ``due`` (or as soon as a slot is free), as ``user`` to that user's process;
+        without a user (the telephony system), to each process in turn."""
         window = self.window
+        client = self.clients[self.home[user] if user else next(self.cti_turn)]
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"} if user else self.cti
+        body = None if payload is None else json.dumps(payload, ensure_ascii=False).encode()
         async with self.in_flight:
             if window is not None:
                 window.lag_ms.append(max(0.0, time.perf_counter() - due) * 1000)
             try:
-                response = await self.http.request(method, path, **kwargs)
-            except httpx.HTTPError as exc:
+                response = await asyncio.wait_for(
+                    client.request(method, path, body, headers), timeout=30
+                )
+            except (OSError, TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
                 self._error(window, kind, f"{type(exc).__name__}: {exc}")
                 return None
         if window is not None:
@@ -181,9 +270,6 @@ class Load:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    def auth(self, username: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[username]}"}
-
     async def post_event(self, due: float, call_id: str, kind: str, **fields) -> None:
         event = {
             "event_id": f"{call_id}-{kind}",
@@ -192,8 +278,7 @@ class Load:
             "at": datetime.now(UTC).isoformat(),
             **fields,
         }
-        await self.request("call event", due, "POST", "/api/v1/calls/events", json=[event],
-                           headers=self.cti)  # fmt: skip
+        await self.request("call event", due, "POST", "/api/v1/calls/events", payload=[event])
 
     async def call(self, due: float) -> None:
         """One caller: offered, then answered (or abandoned), then ended; ~3 events."""
@@ -212,7 +297,7 @@ class Load:
         await self.post_event(time.perf_counter(), call_id, "ended")
         await asyncio.sleep(self.rng.uniform(3, 10))  # after-call work
         await self.request("agent state", time.perf_counter(), "PUT", "/api/v1/agents/me/state",
-                           json={"state": "ready"}, headers=self.auth(agent))  # fmt: skip
+                           user=agent, payload={"state": "ready"})  # fmt: skip
         self.free_agents.append(agent)
 
     async def ticket(self, due: float) -> None:
@@ -223,9 +308,9 @@ class Load:
         if "matter_code" in body:
             preview["matter_code"] = body["matter_code"]
         await self.request("routing preview", due, "POST", "/api/v1/routing/preview",
-                           json=preview, headers=self.auth(agent))  # fmt: skip
+                           user=agent, payload=preview)  # fmt: skip
         response = await self.request("ticket", time.perf_counter(), "POST", "/api/v1/tickets",
-                                      json=body, headers=self.auth(agent))  # fmt: skip
+                                      user=agent, payload=body)  # fmt: skip
         if response is not None and response.status_code == 201 and self.window is not None:
             self.window.tickets_created += 1
 
@@ -254,7 +339,7 @@ class Load:
 
     async def listen(self, username: str, topics: str, audience: str, ready: asyncio.Queue):
         url = (
-            self.base.replace("http://", "ws://")
+            self.bases[self.home[username]].replace("http://", "ws://")
             + f"/ws?token={self.tokens[username]}&topics={topics}"
         )
         while True:
@@ -290,7 +375,7 @@ class Load:
                 if dirty:
                     self.wall_dirty[name] = False
                     self.spawn(self.request("wall", time.perf_counter(), "GET", "/api/v1/kpi/wall",
-                                            headers=self.auth(name)))  # fmt: skip
+                                            user=name))  # fmt: skip
 
     async def connect_all(self) -> list[asyncio.Task]:
         ready: asyncio.Queue = asyncio.Queue()
@@ -325,35 +410,39 @@ class Load:
 
 
 @contextlib.contextmanager
-def running_system(env: dict[str, str], api_workers: int, rq_workers: int):
-    port = free_port()
+def running_system(env: dict[str, str], api_processes: int, rq_workers: int):
+    """N `hotline serve` processes on ports of their own and M workers; yields their URLs and
+    the processes (API processes first)."""
+    ports = [free_port() for _ in range(api_processes)]
     processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve", "--port", str(port),
-             "--workers", str(api_workers)],
-            env=env,
-        )
-    ]  # fmt: skip
+        subprocess.Popen([sys.executable, "-m", "hotline", "serve", "--port", str(port)], env=env)
+        for port in ports
+    ]
+    api = list(processes)
     for n in range(rq_workers):
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "hotline", "worker", "--name", f"typhoon-{n}"], env=env
             )
         )
-    base = f"http://127.0.0.1:{port}"
+    bases = [f"http://127.0.0.1:{port}" for port in ports]
     try:
         deadline = time.monotonic() + 90
-        while True:
+        waiting = set(bases)
+        while waiting:
             if any(p.poll() is not None for p in processes):
                 raise SystemExit("a process of the system exited during start-up")
-            with contextlib.suppress(httpx.HTTPError):
-                health = httpx.get(f"{base}/healthz", timeout=2)
-                if health.status_code == 200 and health.json()["workers"]["count"] >= rq_workers:
-                    break
+            for base in list(waiting):
+                with contextlib.suppress(httpx.HTTPError):
+                    health = httpx.get(f"{base}/healthz", timeout=2)
+                    if health.status_code == 200 and health.json()["workers"]["count"] >= (
+                        rq_workers
+                    ):
+                        waiting.discard(base)
             if time.monotonic() > deadline:
                 raise SystemExit("the system did not become healthy within 90 s")
             time.sleep(0.2)
-        yield base, processes
+        yield bases, api, processes[len(api) :]
     finally:
         for process in processes:
             process.send_signal(signal.SIGTERM)
@@ -427,25 +516,70 @@ def report(window: Window) -> None:
     socket_errors = {k: v for k, v in window.errors.items() if "socket" in k}
     if socket_errors:
         print(f"  socket drops: {socket_errors}")
+    if window.server:
+        print("  as the API processes saw it (their /metrics histograms, ms):")
+        for route, (count, p50, p99) in sorted(window.server.items(), key=lambda kv: -kv[1][0]):
+            print(f"    {route:<44}{count:>8}  p50 {p50:>7}  p99 {p99:>7}")
     if window.cpu:
         share = ", ".join(f"{k} {v:.2f}" for k, v in window.cpu.items())
-        print(f"  CPU cores used (of {os.cpu_count()}): {share}")
+        print(f"  CPU cores used while the load was sent (of {os.cpu_count()}): {share}")
     for sample in window.error_samples:
         print(f"  error: {sample}")
     missed = window.verdict()
     print(f"  verdict: {'all targets met' if not missed else 'MISSED: ' + '; '.join(missed)}")
 
 
+_BUCKET = re.compile(r"^hotline_http_request_seconds_bucket\{(?P<labels>[^}]*)\} (?P<n>\S+)$")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def scrape_latency(bases: list[str]) -> Counter:
+    """The API processes' own latency histograms (from /metrics), summed over processes:
+    what the server saw, to tell its time from the load generator's."""
+    counts: Counter = Counter()
+    for base in bases:
+        with contextlib.suppress(httpx.HTTPError):
+            for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+                match = _BUCKET.match(line)
+                if match:
+                    labels = dict(_LABEL.findall(match["labels"]))
+                    key = (f"{labels['method']} {labels['route']}", float(labels["le"]))
+                    counts[key] += float(match["n"])
+    return counts
+
+
+def server_quantiles(before: Counter, after: Counter) -> dict[str, tuple[int, str, str]]:
+    """Per route: requests in the window, and the histogram bucket holding p50 and p99."""
+    by_route: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for (route, le), n in after.items():
+        by_route[route].append((le, n - before.get((route, le), 0)))
+    result = {}
+    for route, buckets in by_route.items():
+        buckets.sort()
+        total = buckets[-1][1]
+        if total <= 0:
+            continue
+
+        def bound(share: float, buckets=buckets, total=total) -> str:
+            for le, n in buckets:
+                if n >= share * total:
+                    return "≤ ∞" if le == float("inf") else f"≤ {le * 1000:.0f}"
+            return "?"
+
+        result[route] = (int(total), bound(0.5), bound(0.99))
+    return result
+
+
 class CpuTotals:
     """CPU cores used per party over a window: API, workers, PostgreSQL, Redis, this process."""
 
-    def __init__(self, processes: list[subprocess.Popen]) -> None:
-        self.api = CpuMeter(processes[0].pid)
-        self.workers = [CpuMeter(p.pid) for p in processes[1:]]
+    def __init__(self, api: list[subprocess.Popen], workers: list[subprocess.Popen]) -> None:
+        self.api = CpuMeter([p.pid for p in api])
+        self.workers = CpuMeter([p.pid for p in workers])
 
     def read(self) -> dict[str, float]:
         first = self.api.read()
-        first["workers"] = sum(m.read()["api"] for m in self.workers)
+        first["workers"] = self.workers.read()["api"]
         return first
 
     @staticmethod
@@ -455,9 +589,12 @@ class CpuTotals:
         return {names.get(k, k): (after[k] - before[k]) / seconds for k in keys}
 
 
-async def measure(base: str, tokens: dict[str, str], cti: str, processes, args) -> list[Window]:
-    load = Load(base, tokens, cti, args)
-    cpu = CpuTotals(processes)
+async def measure(
+    bases: list[str], tokens: dict[str, str], cti: str, processes, args
+) -> list[Window]:
+    load = Load(bases, tokens, cti, args)
+    api, workers = processes
+    cpu = CpuTotals(api, workers)
     socket_tasks = await load.connect_all()
     print(
         f"connected {load.sockets_open} websockets ({args.consoles} consoles, {args.walls} walls)"
@@ -477,9 +614,14 @@ async def measure(base: str, tokens: dict[str, str], cti: str, processes, args) 
         for label, call_rate, ticket_rate, seconds in plan:
             window = Window(label, call_rate, ticket_rate)
             before, started = cpu.read(), time.perf_counter()
+            histograms = await asyncio.to_thread(scrape_latency, bases)
             await load.run(window, seconds)
+            busy = CpuTotals.cores(before, cpu.read(), time.perf_counter() - started)
             await load.settle()
-            window.cpu = CpuTotals.cores(before, cpu.read(), time.perf_counter() - started)
+            window.server = server_quantiles(
+                histograms, await asyncio.to_thread(scrape_latency, bases)
+            )
+            window.cpu = busy
             load.window = None
             report(window)
             windows.append(window)
@@ -489,7 +631,8 @@ async def measure(base: str, tokens: dict[str, str], cti: str, processes, args) 
         for task in socket_tasks:
             task.cancel()
         await asyncio.gather(*socket_tasks, return_exceptions=True)
-        await load.http.aclose()
+        for client in load.clients:
+            client.close()
     return windows
 
 
@@ -501,7 +644,7 @@ def main() -> None:
     parser.add_argument("--tickets", type=float, default=20, help="new tickets a second")
     parser.add_argument("--consoles", type=int, default=500)
     parser.add_argument("--walls", type=int, default=10)
-    parser.add_argument("--api-workers", type=int, default=2, help="API processes")
+    parser.add_argument("--api-processes", type=int, default=2)
     parser.add_argument("--rq-workers", type=int, default=1)
     parser.add_argument("--ramp", action="store_true", help="then raise the load until it breaks")
     parser.add_argument("--step", type=float, default=1.5, help="ramp factor per step")
@@ -522,13 +665,13 @@ def main() -> None:
         hotline(env, "db", "upgrade")
         hotline(env, "seed")
         tokens = create_users(env, args.consoles, args.walls)
-        with running_system(env, args.api_workers, args.rq_workers) as (base, processes):
+        with running_system(env, args.api_processes, args.rq_workers) as (bases, api, workers):
             print(
-                f"python {sys.version.split()[0]}; PostgreSQL + Redis; {args.api_workers} API "
+                f"python {sys.version.split()[0]}; PostgreSQL + Redis; {args.api_processes} API "
                 f"processes, {args.rq_workers} rq workers; {os.cpu_count()} cores shared with "
                 "the load generator"
             )
-            windows = asyncio.run(measure(base, tokens, cti, processes, args))
+            windows = asyncio.run(measure(bases, tokens, cti, (api, workers), args))
             deadline = time.monotonic() + 30
             while (left := outbox_left(database_url)) and time.monotonic() < deadline:
                 time.sleep(0.2)

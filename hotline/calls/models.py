@@ -63,6 +63,8 @@ class CallOffer(Base):
         Index("ix_call_offers_call", "call_id", "seq", unique=True),
         Index("ix_call_offers_offered_at", "offered_at"),
         Index("ix_call_offers_queue_offered_at", "queue", "offered_at"),
+        # The wall's "waiting now" reads the few waiting requests, not a year of them.
+        Index("ix_call_offers_outcome_offered_at", "outcome", "offered_at"),
     )
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import Select, delete, insert, or_, select, text, update
+from sqlalchemy import Select, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -581,6 +581,14 @@ def set_state(
     return status
 
 
+def agents_by_state(session: Session) -> dict[str, int]:
+    """How many agents are in each state (the wall), counted by the database."""
+    rows = session.execute(
+        select(AgentStatus.state, func.count()).group_by(AgentStatus.state)
+    ).all()
+    return {state: count for state, count in rows}
+
+
 def agents(session: Session) -> list[AgentStatus]:
     return list(session.scalars(select(AgentStatus).order_by(AgentStatus.username)))
 
@@ -623,8 +631,10 @@ def queue_state(session: Session, now: datetime | None = None) -> list[dict[str,
     """Calls waiting now per queue, each one's wait, and the longest wait."""
     now = now or utcnow()
     waiting: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for offer in session.scalars(
-        select(CallOffer).where(CallOffer.outcome == "waiting").order_by(CallOffer.offered_at)
+    for offer in session.execute(
+        select(CallOffer.call_id, CallOffer.caller, CallOffer.queue, CallOffer.offered_at)
+        .where(CallOffer.outcome == "waiting")
+        .order_by(CallOffer.offered_at)
     ):
         waiting[offer.queue].append(
             {

@@ -307,9 +307,7 @@ def forget_wall_snapshot() -> None:
 
 def _wall_snapshot(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
     queues = calls_service.queue_state(session)
-    by_state: dict[str, int] = {}
-    for agent in calls_service.agents(session):
-        by_state[agent.state] = by_state.get(agent.state, 0) + 1
+    by_state = calls_service.agents_by_state(session)
     alert = session.get(AlertState, "answer_rate_15m")
     return {
         "target": get_settings().answer_rate_target,
