@@ -580,9 +580,10 @@ def check_ingested(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Stored events and requests against the stream; every bucket against its requests."""
     from sqlalchemy import func, select
 
-    from hotline.calls.models import CallEvent, CallOffer, KpiBucket
+    from hotline.calls.models import CallEvent, CallOffer
     from hotline.calls.service import CallEventIn, bucket_contribution, derive_offers
     from hotline.core import db
+    from hotline.kpi.service import bucket_sums
 
     by_call: dict[str, list[CallEventIn]] = defaultdict(list)
     for raw in events:
@@ -597,17 +598,17 @@ def check_ingested(events: list[dict[str, Any]]) -> dict[str, Any]:
         for offer in session.scalars(select(CallOffer)):
             key, values = bucket_contribution(offer)
             sums[key].update(values)
-        buckets = {(b.queue, b.hour): b for b in session.scalars(select(KpiBucket))}
+        buckets = bucket_sums(session)
         bad_buckets = 0
         for key in set(sums) | set(buckets):
             row, want = buckets.get(key), sums.get(key, Counter())
             for name in ("offered", "answered", "answered_within", "abandoned", "talk_count"):
-                if (getattr(row, name) if row else 0) != want[name]:
+                if (row[name] if row else 0) != want[name]:
                     bad_buckets += 1
                     break
             else:
                 for name in ("wait_sum", "talk_sum"):
-                    if abs((getattr(row, name) if row else 0.0) - want[name]) > 1e-6:
+                    if abs((row[name] if row else 0.0) - want[name]) > 1e-6:
                         bad_buckets += 1
                         break
     problems = []

@@ -11,7 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hotline.core.db import Base, UTCDateTime, utcnow
@@ -73,12 +84,19 @@ class KpiBucket(Base):
 
     Whole hours of a long window are read from here and only its ragged edges from the offers,
     which is what keeps a year's rate fast.
+
+    A (queue, hour) is spread over several `shard` rows that readers sum: every call event of
+    the hour updates it, and on PostgreSQL one row would hold each intake's row lock until it
+    commits, queueing all concurrent intakes behind each other.
     """
 
     __tablename__ = "kpi_buckets"
 
     queue: Mapped[str] = mapped_column(String(32), primary_key=True)
     hour: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    shard: Mapped[int] = mapped_column(
+        SmallInteger, primary_key=True, default=0, server_default=text("0")
+    )
     offered: Mapped[int] = mapped_column(Integer, default=0)
     answered: Mapped[int] = mapped_column(Integer, default=0)
     answered_within: Mapped[int] = mapped_column(Integer, default=0)

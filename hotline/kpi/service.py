@@ -97,6 +97,19 @@ def _bucket_totals(
     return dict(zip(_FIELDS, session.execute(query).one(), strict=True))
 
 
+def bucket_sums(session: Session) -> dict[tuple[str, datetime], dict[str, float]]:
+    """Every (queue, hour) bucket, its shards summed: what the figures are read from."""
+    query = select(
+        KpiBucket.queue,
+        KpiBucket.hour,
+        *[func.sum(getattr(KpiBucket, f)).label(f) for f in _FIELDS],
+    ).group_by(KpiBucket.queue, KpiBucket.hour)
+    return {
+        (row.queue, row.hour): {f: getattr(row, f) for f in _FIELDS}
+        for row in session.execute(query)
+    }
+
+
 def _windows_figures(
     session: Session,
     windows: dict[str, tuple[datetime, datetime]],
