@@ -81,6 +81,7 @@ SCREEN_P99_MS = 500.0
 WALL_RELOAD_SECONDS = 2.0
 QUEUES = ["general"] * 7 + ["social_security"] * 3  # the seed's split, roughly
 MAX_IN_FLIGHT = 256
+TIMELINE_SECONDS = 10
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -107,6 +108,9 @@ class Window:
     server: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     seconds: float = 0.0
     tickets_created: int = 0
+    started: float = 0.0  # perf_counter at the window's start
+    # (seconds into the window it was due, latency ms) per request: when it went wrong
+    timeline: list[tuple[float, float]] = field(default_factory=list)
 
     def api_all(self) -> list[float]:
         return [v for values in self.latency_ms.values() for v in values]
@@ -252,7 +256,9 @@ class Load:
                 self._error(window, kind, f"{type(exc).__name__}: {exc}")
                 return None
         if window is not None:
-            window.latency_ms[kind].append((time.perf_counter() - due) * 1000)
+            latency = (time.perf_counter() - due) * 1000
+            window.latency_ms[kind].append(latency)
+            window.timeline.append((due - window.started, latency))
             if response.status_code >= 400:
                 self._error(window, kind, f"{response.status_code} {response.text[:200]}")
         return response
@@ -317,7 +323,7 @@ class Load:
     async def run(self, window: Window, seconds: float) -> None:
         """Send calls and tickets at the window's rates for ``seconds`` (Poisson arrivals)."""
         self.window = window
-        started = time.perf_counter()
+        started = window.started = time.perf_counter()
         # ~3 events a call: offered, answered or abandoned, ended.
         streams = [(window.call_rate / 3.0, self.call), (window.ticket_rate, self.ticket)]
         nexts = [started + self.rng.expovariate(rate) for rate, _ in streams]
@@ -513,6 +519,17 @@ def report(window: Window) -> None:
         )
     print(row("event-to-screen, all", window.screen_all(), f"target p99 < {SCREEN_P99_MS:.0f} ms"))
     print(row("send lag (load generator)", window.lag_ms))
+    slices: dict[int, list[float]] = defaultdict(list)
+    for due, latency in window.timeline:
+        slices[int(due // TIMELINE_SECONDS)].append(latency)
+    print(f"  API latency over the window, by when the request was due ({TIMELINE_SECONDS} s):")
+    print(
+        "    "
+        + "  ".join(
+            f"{n * TIMELINE_SECONDS:>3}s p99 {percentile(v, 0.99):>5.0f}"
+            for n, v in sorted(slices.items())
+        )
+    )
     socket_errors = {k: v for k, v in window.errors.items() if "socket" in k}
     if socket_errors:
         print(f"  socket drops: {socket_errors}")

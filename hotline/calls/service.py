@@ -21,7 +21,20 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
-from sqlalchemy import Select, delete, func, insert, or_, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -257,6 +270,34 @@ def bucket_contribution(
         "wait_sum": wait if answered and wait is not None else 0.0,
         "talk_sum": talk or 0.0,
         "talk_count": int(talk is not None),
+    }
+
+
+def bucket_contribution_columns() -> dict[str, ColumnElement]:
+    """``bucket_contribution`` as SQL over ``CallOffer`` rows, field by field, so the figures
+    of many requests are summed by the database (the wall sums the last hour's every second).
+    The two must agree; tests hold them to it."""
+    settings = get_settings()
+    answered = CallOffer.answered_at.is_not(None)
+    abandoned = and_(CallOffer.abandoned_at.is_not(None), CallOffer.answered_at.is_(None))
+    wait_known = CallOffer.wait_seconds.is_not(None)
+
+    def one_if(condition: ColumnElement[bool]) -> ColumnElement:
+        return case((condition, 1), else_=0)
+
+    return {
+        "offered": literal(1),
+        "answered": one_if(answered),
+        "answered_within": one_if(
+            and_(answered, wait_known, CallOffer.wait_seconds <= settings.answer_threshold_seconds)
+        ),
+        "abandoned": one_if(abandoned),
+        "short_abandoned": one_if(
+            and_(abandoned, wait_known, CallOffer.wait_seconds < settings.short_abandon_seconds)
+        ),
+        "wait_sum": case((and_(answered, wait_known), CallOffer.wait_seconds), else_=0.0),
+        "talk_sum": func.coalesce(CallOffer.talk_seconds, 0.0),
+        "talk_count": one_if(CallOffer.talk_seconds.is_not(None)),
     }
 
 

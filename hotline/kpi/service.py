@@ -18,7 +18,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -116,38 +116,48 @@ def _windows_figures(
     queue: str | None,
     now: datetime,
 ) -> dict[str, dict[str, Any]]:
-    """The figures of several windows, reading the requests they need from the log once.
+    """The figures of several windows: settled hours from the buckets, the rest summed by the
+    database over the requests themselves, every window in one statement.
 
-    Overlapping windows (the wall's last 15 minutes, last hour, today and quarter) share
-    their unsettled tail: reading it per window read the same requests four times.
+    The wall asks for its four windows every second or so at a peak, and their unsettled
+    tail is up to an hour of requests: reading them into Python and summing there took a
+    fifth of a second of the API's CPU per snapshot.
     """
     plans = {name: _plan(start, end, now) for name, (start, end) in windows.items()}
     ranges = [r for _hours, edges in plans.values() for r in edges]
-    offers = (
-        calls_service.offers_in(
-            session, min(a for a, _b in ranges), max(b for _a, b in ranges), queue
+    edge_totals: dict[str, dict[str, float]] = {}
+    waiting_in: dict[str, int] = {}
+    if ranges:
+        waiting = _counted_as("waiting", now)
+        columns = calls_service.bucket_contribution_columns()
+        sums = []
+        with_edges = [name for name, (_hours, edges) in plans.items() if edges]
+        for name in with_edges:
+            inside = or_(
+                *(
+                    and_(CallOffer.offered_at >= a, CallOffer.offered_at < b)
+                    for a, b in plans[name][1]
+                )
+            )
+            sums.append(func.sum(case((and_(inside, waiting), 1), else_=0)))
+            counted = and_(inside, not_(waiting))
+            sums.extend(func.sum(case((counted, columns[f]), else_=0)) for f in _FIELDS)
+        query = select(*sums).where(
+            CallOffer.offered_at >= min(a for a, _b in ranges),
+            CallOffer.offered_at < max(b for _a, b in ranges),
         )
-        if ranges
-        else []
-    )
-    # None for a call still waiting within the threshold: counted as waiting, not offered.
-    contributions = [
-        (o.offered_at, None if _pending(o, now) else calls_service.bucket_contribution(o)[1])
-        for o in offers
-    ]
+        if queue:
+            query = query.where(CallOffer.queue == queue)
+        values = iter(session.execute(query).one())
+        for name in with_edges:
+            waiting_in[name] = int(next(values) or 0)
+            edge_totals[name] = {f: next(values) or 0 for f in _FIELDS}
     figures = {}
-    for name, (hours, edges) in plans.items():
+    for name, (hours, _edges) in plans.items():
         totals = _bucket_totals(session, hours, queue) if hours else _empty()
-        waiting = 0
-        for offered_at, values in contributions:
-            if not any(a <= offered_at < b for a, b in edges):
-                continue
-            if values is None:
-                waiting += 1
-                continue
-            for field, value in values.items():
-                totals[field] += value
-        figures[name] = _figures(totals, waiting)
+        for field, value in edge_totals.get(name, {}).items():
+            totals[field] += value
+        figures[name] = _figures(totals, waiting_in.get(name, 0))
     return figures
 
 

@@ -20,10 +20,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from dispatch.routing.resolver import LocationResolver, ResolvedLocation
 from dispatch.routing.ruleset import load_reference
 from hotline.calls import service as calls_service
+from hotline.calls.models import CallOffer
 from hotline.core import db
 from hotline.kpi import service as kpi_service
 
@@ -272,6 +274,27 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(stream=call_streams())
+def test_the_database_sums_a_request_as_python_counts_it(world, stream):
+    # The wall sums recent requests in SQL, the buckets in Python: one request, one count.
+    call_id = f"c-{uuid.uuid4().hex[:12]}"
+    assert _post(world.client, _with_ids(stream, call_id), world.cti)["accepted"] == len(stream)
+    columns = calls_service.bucket_contribution_columns()
+    with db.transaction() as session:
+        offers = session.execute(
+            select(CallOffer, *[columns[f].label(f) for f in columns]).where(
+                CallOffer.call_id == call_id
+            )
+        ).all()
+        assert offers, "the stream produced no request"
+        for offer, *in_sql in offers:
+            _key, in_python = calls_service.bucket_contribution(offer)
+            assert dict(zip(columns, in_sql, strict=True)) == pytest.approx(in_python)
 
 
 @st.composite
