@@ -110,6 +110,17 @@ def bucket_sums(session: Session) -> dict[tuple[str, datetime], dict[str, float]
     }
 
 
+def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    """The same instants as ``ranges``, as few ranges as possible (overlaps joined)."""
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def _windows_figures(
     session: Session,
     windows: dict[str, tuple[datetime, datetime]],
@@ -142,9 +153,15 @@ def _windows_figures(
             sums.append(func.sum(case((and_(inside, waiting), 1), else_=0)))
             counted = and_(inside, not_(waiting))
             sums.extend(func.sum(case((counted, columns[f]), else_=0)) for f in _FIELDS)
+        # Only the edges' requests: a ragged window of months has two short edges and
+        # months of settled hours between them, which the buckets hold.
         query = select(*sums).where(
-            CallOffer.offered_at >= min(a for a, _b in ranges),
-            CallOffer.offered_at < max(b for _a, b in ranges),
+            or_(
+                *(
+                    and_(CallOffer.offered_at >= a, CallOffer.offered_at < b)
+                    for a, b in _merged(ranges)
+                )
+            )
         )
         if queue:
             query = query.where(CallOffer.queue == queue)

@@ -18,7 +18,7 @@ Requests 10; within 4 (c1 c2 c6a c7); answered 7; abandoned 3; rate 0.4.
 ASA = (10+15+16+3+20+8+40)/7 = 16.0 s; handle = (180+60+120+57+220+60)/6 = 116.17 s.
 """
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -471,3 +471,12 @@ def test_the_wall_snapshot_is_shared_until_an_event_arrives(client, supervisor):
     post(client, [ev("fresh-o", "fresh", "offered", (now - BASE).total_seconds(), queue="general")])
     after = client.get("/api/v1/kpi/wall", headers=supervisor).json()
     assert after["waiting"] == first["waiting"] + 1
+
+
+def test_the_edges_read_are_the_windows_edges_joined_where_they_overlap():
+    from hotline.kpi.service import _merged
+
+    at = [datetime(2026, 11, 2, h, tzinfo=UTC) for h in range(8)]
+    ranges = [(at[5], at[7]), (at[0], at[1]), (at[6], at[7]), (at[1], at[2]), (at[4], at[5])]
+    assert _merged(ranges) == [(at[0], at[2]), (at[4], at[7])]
+    assert _merged([]) == []
