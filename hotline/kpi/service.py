@@ -121,6 +121,10 @@ def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, dat
     return merged
 
 
+def _offered_within(ranges: list[tuple[datetime, datetime]]) -> ColumnElement[bool]:
+    return or_(*(and_(CallOffer.offered_at >= a, CallOffer.offered_at < b) for a, b in ranges))
+
+
 def _windows_figures(
     session: Session,
     windows: dict[str, tuple[datetime, datetime]],
@@ -144,25 +148,13 @@ def _windows_figures(
         sums = []
         with_edges = [name for name, (_hours, edges) in plans.items() if edges]
         for name in with_edges:
-            inside = or_(
-                *(
-                    and_(CallOffer.offered_at >= a, CallOffer.offered_at < b)
-                    for a, b in plans[name][1]
-                )
-            )
+            inside = _offered_within(plans[name][1])
             sums.append(func.sum(case((and_(inside, waiting), 1), else_=0)))
             counted = and_(inside, not_(waiting))
             sums.extend(func.sum(case((counted, columns[f]), else_=0)) for f in _FIELDS)
         # Only the edges' requests: a ragged window of months has two short edges and
         # months of settled hours between them, which the buckets hold.
-        query = select(*sums).where(
-            or_(
-                *(
-                    and_(CallOffer.offered_at >= a, CallOffer.offered_at < b)
-                    for a, b in _merged(ranges)
-                )
-            )
-        )
+        query = select(*sums).where(_offered_within(_merged(ranges)))
         if queue:
             query = query.where(CallOffer.queue == queue)
         values = iter(session.execute(query).one())
