@@ -273,29 +273,42 @@ def bucket_contribution(
     }
 
 
-def bucket_contribution_columns() -> dict[str, ColumnElement]:
-    """``bucket_contribution`` as SQL over ``CallOffer`` rows, field by field, so the figures
-    of many requests are summed by the database (the wall sums the last hour's every second).
-    The two must agree; tests hold them to it."""
+def offer_conditions() -> dict[str, ColumnElement[bool]]:
+    """How ``bucket_contribution`` tells requests apart, as SQL conditions on ``CallOffer``
+    under the configured thresholds: the one place the database's counts are defined."""
     settings = get_settings()
     answered = CallOffer.answered_at.is_not(None)
     abandoned = and_(CallOffer.abandoned_at.is_not(None), CallOffer.answered_at.is_(None))
     wait_known = CallOffer.wait_seconds.is_not(None)
+    return {
+        "answered": answered,
+        "answered_within": and_(
+            answered, wait_known, CallOffer.wait_seconds <= settings.answer_threshold_seconds
+        ),
+        "abandoned": abandoned,
+        "short_abandoned": and_(
+            abandoned, wait_known, CallOffer.wait_seconds < settings.short_abandon_seconds
+        ),
+        "answered_wait_known": and_(answered, wait_known),
+    }
+
+
+def bucket_contribution_columns() -> dict[str, ColumnElement]:
+    """``bucket_contribution`` as SQL over ``CallOffer`` rows, field by field, so the figures
+    of many requests are summed by the database (the wall sums the last hour's every second).
+    The two must agree; tests hold them to it."""
+    when = offer_conditions()
 
     def one_if(condition: ColumnElement[bool]) -> ColumnElement:
         return case((condition, 1), else_=0)
 
     return {
         "offered": literal(1),
-        "answered": one_if(answered),
-        "answered_within": one_if(
-            and_(answered, wait_known, CallOffer.wait_seconds <= settings.answer_threshold_seconds)
-        ),
-        "abandoned": one_if(abandoned),
-        "short_abandoned": one_if(
-            and_(abandoned, wait_known, CallOffer.wait_seconds < settings.short_abandon_seconds)
-        ),
-        "wait_sum": case((and_(answered, wait_known), CallOffer.wait_seconds), else_=0.0),
+        "answered": one_if(when["answered"]),
+        "answered_within": one_if(when["answered_within"]),
+        "abandoned": one_if(when["abandoned"]),
+        "short_abandoned": one_if(when["short_abandoned"]),
+        "wait_sum": case((when["answered_wait_known"], CallOffer.wait_seconds), else_=0.0),
         "talk_sum": func.coalesce(CallOffer.talk_seconds, 0.0),
         "talk_count": one_if(CallOffer.talk_seconds.is_not(None)),
     }

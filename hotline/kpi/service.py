@@ -132,7 +132,7 @@ def _windows_figures(
     now: datetime,
 ) -> dict[str, dict[str, Any]]:
     """The figures of several windows: settled hours from the buckets, the rest summed by the
-    database over the requests themselves, every window in one statement.
+    database over the requests themselves, the edges of every window in one statement.
 
     The wall asks for its four windows every second or so at a peak, and their unsettled
     tail is up to an hour of requests: reading them into Python and summing there took a
@@ -226,24 +226,17 @@ def classify(offer: CallOffer | Row) -> str:
 def _counted_as(category: str, now: datetime) -> ColumnElement[bool]:
     """``classify`` (and ``_pending``) as SQL, so a window of a year is filtered and paged by
     the database instead of in memory."""
-    settings = get_settings()
-    within, short = settings.answer_threshold_seconds, settings.short_abandon_seconds
-    answered = CallOffer.answered_at.is_not(None)
-    abandoned = and_(CallOffer.answered_at.is_(None), CallOffer.abandoned_at.is_not(None))
+    within = get_settings().answer_threshold_seconds
+    when = calls_service.offer_conditions()
     waiting = and_(
         CallOffer.outcome == "waiting", CallOffer.offered_at > now - timedelta(seconds=within)
     )
-    quick = and_(CallOffer.wait_seconds.is_not(None), CallOffer.wait_seconds < short)
     return {
         "waiting": waiting,
-        "answered_within": and_(
-            answered, CallOffer.wait_seconds.is_not(None), CallOffer.wait_seconds <= within
-        ),
-        "answered_late": and_(
-            answered, or_(CallOffer.wait_seconds.is_(None), CallOffer.wait_seconds > within)
-        ),
-        "short_abandon": and_(abandoned, quick),
-        "abandoned": and_(abandoned, not_(quick)),
+        "answered_within": when["answered_within"],
+        "answered_late": and_(when["answered"], not_(when["answered_within"])),
+        "short_abandon": when["short_abandoned"],
+        "abandoned": and_(when["abandoned"], not_(when["short_abandoned"])),
         "unanswered": and_(
             CallOffer.answered_at.is_(None), CallOffer.abandoned_at.is_(None), not_(waiting)
         ),
