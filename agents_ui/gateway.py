@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from hotline.core.auth import AuthError, Principal, websocket_principal
 from hotline.core.db import transaction
 from hotline.core.errors import AppError
-from hotline.core.events import events_after, last_event_id, topic_matches
+from hotline.core.events import events_after, last_event_id
 from hotline.core.outbox import EVENTS_CHANNEL
 from hotline.core.redis import redis_url
 from hotline.core.topics import narrow, visible_topic_prefixes
@@ -54,29 +55,70 @@ class Client:
     patterns: list[str]
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_SIZE))
     dropped: bool = False
+    last_sent: float = field(default_factory=time.monotonic)
 
-    def wants(self, topic: str) -> bool:
-        return any(topic_matches(topic, p) for p in self.patterns)
+
+def patterns_matching(topic: str) -> list[str]:
+    """Every pattern that matches ``topic``: the topic itself and each branch above it
+    (``calls.agents.a1`` is matched by ``calls.``, ``calls.agents.`` and itself)."""
+    branches = [topic[: i + 1] for i, char in enumerate(topic) if char == "."]
+    return [*branches, topic]
 
 
 class Gateway:
-    """Fans events out from Redis (and the event log, for gaps) to this process's clients."""
+    """Fans events out from Redis (and the event log, for gaps) to this process's clients.
+
+    Clients are indexed by the patterns they asked for, so an event costs a lookup per branch
+    of its topic, not a test against every connected client (with 500 consoles, the test on
+    each was most of the gateway's CPU).
+    """
 
     def __init__(self) -> None:
-        self.clients: set[Client] = set()
+        self._by_pattern: dict[str, set[Client]] = {}
         self.last_id = 0
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
+
+    @property
+    def clients(self) -> set[Client]:
+        return {c for clients in self._by_pattern.values() for c in clients}
+
+    def add(self, client: Client) -> None:
+        for pattern in client.patterns:
+            self._by_pattern.setdefault(pattern, set()).add(client)
+
+    def remove(self, client: Client) -> None:
+        for pattern in client.patterns:
+            clients = self._by_pattern.get(pattern)
+            if clients is not None:
+                clients.discard(client)
+                if not clients:
+                    del self._by_pattern[pattern]
 
     async def start(self) -> None:
         self.last_id = await run_in_threadpool(_last_id)
-        self._task = asyncio.create_task(self._run(), name="ws-gateway")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="ws-gateway"),
+            asyncio.create_task(self._heartbeats(), name="ws-heartbeats"),
+        ]
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
             # Bounded: a Redis connection half-closed under us must not hang the shutdown.
-            await asyncio.wait({self._task}, timeout=3)
+            await asyncio.wait(set(self._tasks), timeout=3)
+
+    async def _heartbeats(self) -> None:
+        """Every socket quiet for HEARTBEAT_SECONDS gets a heartbeat (with the newest id)."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS / 3)
+            quiet_since = time.monotonic() - HEARTBEAT_SECONDS
+            for client in self.clients:
+                if client.last_sent <= quiet_since:
+                    client.last_sent = time.monotonic()  # one queued at a time
+                    with contextlib.suppress(asyncio.QueueFull):
+                        client.queue.put_nowait(_HEARTBEAT)
 
     async def _run(self) -> None:
         while True:
@@ -133,8 +175,11 @@ class Gateway:
         # Encoded once for every client: with hundreds of consoles, encoding per socket was
         # most of the gateway's CPU.
         outgoing = Outgoing(event["id"], encode(frame(event)))
-        for client in list(self.clients):
-            if client.dropped or not client.wants(event["topic"]):
+        targets: set[Client] = set()
+        for pattern in patterns_matching(event["topic"]):
+            targets.update(self._by_pattern.get(pattern, ()))
+        for client in targets:
+            if client.dropped:
                 continue
             try:
                 client.queue.put_nowait(outgoing)
@@ -152,6 +197,7 @@ class Outgoing:
 
 _PONG = Outgoing(0, "")
 _GONE = Outgoing(0, "")
+_HEARTBEAT = Outgoing(0, "")
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -206,7 +252,7 @@ async def events_socket(websocket: WebSocket) -> None:
     client = Client(principal, patterns)
     raw_last = websocket.query_params.get("last_id")
     # Register before replaying, so nothing published meanwhile falls between the two.
-    gateway.clients.add(client)
+    gateway.add(client)
     try:
         await websocket.send_json(
             {
@@ -230,7 +276,7 @@ async def events_socket(websocket: WebSocket) -> None:
     except WebSocketDisconnect:
         pass
     finally:
-        gateway.clients.discard(client)
+        gateway.remove(client)
 
 
 async def _pump(
@@ -243,19 +289,17 @@ async def _pump(
                 await websocket.send_json({"type": "resync", "reason": "too_slow"})
                 await websocket.close(code=CLOSE_RESYNC)
                 return
-            try:
-                outgoing = await asyncio.wait_for(client.queue.get(), timeout=HEARTBEAT_SECONDS)
-            except TimeoutError:
-                await websocket.send_json({"type": "heartbeat", "last_id": gateway.last_id})
-                continue
+            # No timeout per frame (a timer and a task each, for every frame to every
+            # socket): the gateway queues a heartbeat to the sockets that were quiet.
+            outgoing = await client.queue.get()
             if outgoing is _GONE:
                 return
-            if outgoing is _PONG:
-                await websocket.send_json({"type": "pong", "last_id": gateway.last_id})
-                continue
-            if outgoing.id <= replayed_up_to:
-                continue  # already sent by the replay
-            await websocket.send_text(outgoing.text)
+            if outgoing is _PONG or outgoing is _HEARTBEAT:
+                kind = "pong" if outgoing is _PONG else "heartbeat"
+                await websocket.send_json({"type": kind, "last_id": gateway.last_id})
+            elif outgoing.id > replayed_up_to:  # else already sent by the replay
+                await websocket.send_text(outgoing.text)
+            client.last_sent = time.monotonic()
     finally:
         receiver.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

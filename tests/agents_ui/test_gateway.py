@@ -2,14 +2,17 @@
 
 import asyncio
 import json
+import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
 from agents_ui.gateway import Client, Gateway
 from hotline.core import db
 from hotline.core.auth import Principal
-from hotline.core.events import last_event_id, publish_after_commit
+from hotline.core.events import last_event_id, publish_after_commit, topic_matches
 
 
 def token_of(headers):
@@ -119,7 +122,8 @@ def test_a_slow_client_is_dropped_and_never_holds_others_back():
         gateway = Gateway()
         slow = Client(_principal("slow", "supervisor"), ["kpi."], asyncio.Queue(5))
         fast = Client(_principal("fast", "supervisor"), ["kpi."], asyncio.Queue(100))
-        gateway.clients = {slow, fast}
+        gateway.add(slow)
+        gateway.add(fast)
         for i in range(1, 51):
             gateway._fan_out({"id": i, "topic": "kpi.wall", "type": "x", "data": {}, "at": None})
             if fast.queue.qsize() > 40:
@@ -140,7 +144,7 @@ def test_a_gap_in_pubsub_is_filled_from_the_log(database):
     async def scenario():
         gateway = Gateway()
         watcher = Client(_principal("sup", "supervisor"), ["kpi."], asyncio.Queue(100))
-        gateway.clients = {watcher}
+        gateway.add(watcher)
         with db.transaction() as session:
             from hotline.core.events import events_after
 
@@ -151,3 +155,60 @@ def test_a_gap_in_pubsub_is_filled_from_the_log(database):
         return [json.loads(f.text)["data"]["n"] for f in frames]
 
     assert asyncio.run(scenario()) == [1, 2, 3]
+
+
+_segment = st.sampled_from(["calls", "agents", "a1", "a2", "kpi", "tickets", "dept", "X"])
+_topic = st.lists(_segment, min_size=1, max_size=4).map(".".join)
+_pattern = st.one_of(_topic, _topic.map(lambda t: t + "."))
+
+
+@given(
+    topic=_topic,
+    subscriptions=st.lists(st.lists(_pattern, min_size=1, max_size=3), max_size=8),
+)
+def test_an_event_reaches_exactly_the_clients_whose_patterns_match_its_topic(topic, subscriptions):
+    async def scenario():
+        gateway = Gateway()
+        clients = [
+            Client(_principal(f"u{n}", "supervisor"), sorted(set(patterns)), asyncio.Queue(10))
+            for n, patterns in enumerate(subscriptions)
+        ]
+        for client in clients:
+            gateway.add(client)
+        if clients:
+            gateway.remove(clients[0])
+        gateway._fan_out({"id": 1, "topic": topic, "type": "x", "data": {}, "at": None})
+        return clients
+
+    clients = asyncio.run(scenario())
+    for n, client in enumerate(clients):
+        expected = n > 0 and any(topic_matches(topic, p) for p in client.patterns)
+        # Once at most, even when two of its patterns match.
+        assert client.queue.qsize() == (1 if expected else 0), (topic, client.patterns)
+
+
+def test_a_quiet_socket_is_sent_a_heartbeat_and_a_busy_one_is_not(monkeypatch):
+    from agents_ui import gateway as gateway_module
+
+    monkeypatch.setattr(gateway_module, "HEARTBEAT_SECONDS", 0.3)
+
+    async def scenario():
+        gateway = Gateway()
+        quiet = Client(_principal("quiet", "supervisor"), ["kpi."], asyncio.Queue(10))
+        busy = Client(_principal("busy", "supervisor"), ["calls."], asyncio.Queue(10))
+        gateway.add(quiet)
+        gateway.add(busy)
+        beats = asyncio.create_task(gateway._heartbeats())
+        try:
+            # The pump stamps last_sent on every frame it writes; a busy socket stays fresh.
+            async with asyncio.timeout(10):
+                while quiet.queue.empty():
+                    busy.last_sent = time.monotonic() + 3600
+                    await asyncio.sleep(0.01)
+        finally:
+            beats.cancel()
+        return quiet.queue.get_nowait(), busy.queue.qsize()
+
+    beat, busy_queued = asyncio.run(scenario())
+    assert beat is gateway_module._HEARTBEAT
+    assert busy_queued == 0
