@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 
 from agents_ui.gateway import Gateway
 from agents_ui.gateway import router as gateway_router
@@ -18,10 +17,10 @@ from dispatch.tickets.router import router as tickets_router
 from hotline.calls.ivr_router import router as ivr_router
 from hotline.calls.police_router import router as police_router
 from hotline.calls.router import router as calls_router
-from hotline.core import metrics
 from hotline.core.concurrency import RequestConcurrencyLimit
 from hotline.core.errors import install_error_handlers
 from hotline.core.guards import RejectNulCharacters
+from hotline.core.metrics import MeasureRequests
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
 from hotline.kpi.router import router as kpi_router
@@ -68,15 +67,7 @@ def create_app() -> FastAPI:
     app.add_middleware(RequestConcurrencyLimit)
 
     # Added after the limit, so it runs outside it: latency includes the wait to be admitted.
-    @app.middleware("http")
-    async def _measure(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.HTTP_LATENCY.labels(request.method, path).observe(time.perf_counter() - started)
-        metrics.HTTP_REQUESTS.labels(request.method, path, str(response.status_code)).inc()
-        return response
+    app.add_middleware(MeasureRequests)
 
     # The browser pages last: their "/" and "/static" must not shadow an API route.
     app.include_router(pages_router)

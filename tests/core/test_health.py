@@ -26,9 +26,16 @@ def test_every_error_is_json(client):
 
 def test_metrics_and_openapi(client):
     client.get("/healthz")
+    assert client.get("/api/v1/calls/c-secret-77").status_code == 401
     metrics = client.get("/metrics")
     assert metrics.status_code == 200
     assert 'hotline_http_requests_total{method="GET",route="/healthz",status="200"}' in metrics.text
+    # Labelled by the route's template and the status sent, never by the raw path.
+    assert (
+        'hotline_http_requests_total{method="GET",route="/api/v1/calls/{call_id}",status="401"}'
+        in metrics.text
+    )
+    assert "c-secret-77" not in metrics.text
     assert client.get("/openapi.json").json()["info"]["title"].startswith("12345")
     assert client.get("/docs").status_code == 200
 
