@@ -29,8 +29,9 @@ class CtiAuthError(AppError):
     status_code = 401
 
 
-def require_cti(x_cti_token: Annotated[str | None, Header()] = None) -> None:
-    """Telephony systems authenticate with the shared X-CTI-Token header."""
+async def require_cti(x_cti_token: Annotated[str | None, Header()] = None) -> None:
+    """Telephony systems authenticate with the shared X-CTI-Token header (async: no thread
+    is needed to compare two strings, and the telephony system calls at every event)."""
     expected = get_settings().cti_token.get_secret_value()
     if not x_cti_token or not hmac.compare_digest(x_cti_token, expected):
         raise CtiAuthError("calls.bad_cti_token", "missing or wrong X-CTI-Token header")

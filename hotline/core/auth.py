@@ -263,7 +263,8 @@ def require_roles(*roles: str):
     if unknown:
         raise ValueError(f"unknown roles in guard: {unknown}")
 
-    def guard(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    # async: it only reads the principal, and a sync dependency costs a trip to the thread pool.
+    async def guard(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.has_any(*roles, "admin"):
             raise AppError(
                 "auth.forbidden",
