@@ -82,6 +82,7 @@ WALL_RELOAD_SECONDS = 2.0
 QUEUES = ["general"] * 7 + ["social_security"] * 3  # the seed's split, roughly
 MAX_IN_FLIGHT = 256
 TIMELINE_SECONDS = 10
+CALLER = "13800000000"
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -222,6 +223,9 @@ class Load:
         self.tasks: set[asyncio.Task] = set()
         self.wall_dirty: dict[str, bool] = {name: False for name in self.walls}
         self.sockets_open = 0
+        self.frames_seen = (
+            0  # every event frame, in or out of a window (the cost phase waits on it)
+        )
         # One pool per API process; a user keeps to one process, as behind a sticky proxy.
         self.clients = [RawPool(b) for b in bases]
         self.home = {name: n % len(bases) for n, name in enumerate(sorted(tokens))}
@@ -358,6 +362,7 @@ class Load:
                         frame = json.loads(message)
                         if frame.get("type") != "event":
                             continue
+                        self.frames_seen += 1
                         window = self.window
                         if window is not None and frame.get("at"):
                             at = datetime.fromisoformat(frame["at"]).timestamp()
@@ -378,7 +383,7 @@ class Load:
         while True:
             await asyncio.sleep(WALL_RELOAD_SECONDS)
             for name, dirty in self.wall_dirty.items():
-                if dirty:
+                if dirty and self.reload_walls:
                     self.wall_dirty[name] = False
                     self.spawn(self.request("wall", time.perf_counter(), "GET", "/api/v1/kpi/wall",
                                             user=name))  # fmt: skip
@@ -606,8 +611,103 @@ class CpuTotals:
         return {names.get(k, k): (after[k] - before[k]) / seconds for k in keys}
 
 
+# -- the cost of each request, one at a time ---------------------------------------------------
+
+
+# What the steady phase asks for each second, per kind, at --call-events E and --tickets T:
+# E/3 calls, each offered, then answered (95 %) or abandoned, then ended if answered, and the
+# agent back to ready; T previews and T tickets; every wall reloads at most every 2 s.
+def demand_per_second(kind: str, args) -> float:
+    calls = args.call_events / 3.0
+    return {
+        "call event: offered": calls,
+        "call event: answered": calls * 0.95,
+        "call event: ended": calls * 0.95,
+        "agent state": calls * 0.95,
+        "routing preview": args.tickets,
+        "ticket": args.tickets,
+        "wall": args.walls / WALL_RELOAD_SECONDS,
+    }[kind]
+
+
+async def quiesce(load: Load, database_url: str, timeout: float = 30) -> None:
+    """Wait until every event of the requests sent so far reached the sockets: the outbox is
+    empty and no frame arrived for 0.5 s (fan-out is part of what a request costs)."""
+    deadline = time.monotonic() + timeout
+    while await asyncio.to_thread(outbox_left, database_url) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    seen, still_since = load.frames_seen, time.monotonic()
+    while time.monotonic() - still_since < 0.5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        if load.frames_seen != seen:
+            seen, still_since = load.frames_seen, time.monotonic()
+
+
+async def measure_costs(load: Load, cpu: CpuTotals, database_url: str, args) -> None:
+    """Closed loop, one request at a time, each kind in a batch of --cost: the API's CPU per
+    request (its fan-out to the connected sockets included) and what the steady phase's rates
+    therefore ask of the API processes. A demand near the cores the API can have is a queue."""
+    n = args.cost
+    calls = [f"cost-{k:05d}-{random.getrandbits(24):06x}" for k in range(n)]
+    agents = [load.free_agents[k % len(load.free_agents)] for k in range(n)]
+    queues = [load.rng.choice(QUEUES) for _ in range(n)]
+
+    def event(k: int, kind: str, **fields):
+        return load.post_event(time.perf_counter(), calls[k], kind, **fields)
+
+    async def ticket(k: int):
+        await load.ticket(time.perf_counter())
+
+    batches = [
+        ("call event: offered", lambda k: event(k, "offered", queue=queues[k], caller=CALLER)),
+        ("call event: answered", lambda k: event(k, "answered", agent=agents[k])),
+        ("call event: ended", lambda k: event(k, "ended")),
+        ("agent state", lambda k: load.request("agent state", time.perf_counter(), "PUT",
+                                               "/api/v1/agents/me/state", user=agents[k],
+                                               payload={"state": "ready"})),
+        ("ticket (with its routing preview)", ticket),
+        ("wall", lambda k: load.request("wall", time.perf_counter(), "GET", "/api/v1/kpi/wall",
+                                        user=load.walls[k % len(load.walls)])),
+    ]  # fmt: skip
+    print(f"\ncost of one request, closed loop, {n} of each (API CPU includes the fan-out):")
+    print(
+        f"  {'kind':<36}{'API CPU ms':>11}{'postgres ms':>12}{'p50 ms':>8}"
+        f"{'per s':>8}{'API cores':>10}"
+    )
+    total = 0.0
+    load.reload_walls = False
+    for kind, send in batches:
+        window = Window(kind, 0, 0)
+        load.window = window
+        await quiesce(load, database_url)
+        before = cpu.read()
+        for k in range(n):
+            await send(k)
+        await quiesce(load, database_url)
+        after = cpu.read()
+        load.window = None
+        api_ms = (after["api"] - before["api"]) / n * 1000
+        pg_ms = (after["postgres"] - before["postgres"]) / n * 1000
+        kinds = ["routing preview", "ticket"] if kind.startswith("ticket") else [kind.split(":")[0]]
+        latency = [v for key in kinds for v in window.latency_ms[key]]
+        rate = demand_per_second("ticket" if kind.startswith("ticket") else kind, args)
+        cores = api_ms / 1000 * rate
+        total += cores
+        errors = sum(window.errors.values())
+        print(
+            f"  {kind:<36}{api_ms:>11.2f}{pg_ms:>12.2f}{percentile(latency, 0.5):>8.1f}"
+            f"{rate:>8.1f}{cores:>10.2f}"
+            + (f"  errors {errors}: {window.error_samples[:2]}" if errors else "")
+        )
+    load.reload_walls = True
+    print(
+        f"  the steady phase's rates ask the API processes for {total:.2f} cores "
+        f"(of {os.cpu_count()}, shared with PostgreSQL and this load generator)"
+    )
+
+
 async def measure(
-    bases: list[str], tokens: dict[str, str], cti: str, processes, args
+    bases: list[str], tokens: dict[str, str], cti: str, processes, args, database_url: str
 ) -> list[Window]:
     load = Load(bases, tokens, cti, args)
     api, workers = processes
@@ -618,6 +718,10 @@ async def measure(
     )
     windows = []
     try:
+        if args.cost:
+            await measure_costs(load, cpu, database_url, args)
+            if args.cost_only:
+                return windows
         # Warm-up: caches, connection pools, the first agents on calls.
         await load.run(Window("warm-up", args.call_events, args.tickets), args.warmup)
         await load.settle()
@@ -668,6 +772,13 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=60)
     parser.add_argument("--max-steps", type=int, default=6)
     parser.add_argument("--redis-db", type=int, default=9)
+    parser.add_argument(
+        "--cost",
+        type=int,
+        default=0,
+        help="first measure the API CPU of each request kind, this many of each",
+    )
+    parser.add_argument("--cost-only", action="store_true", help="stop after the cost phase")
     args = parser.parse_args()
 
     database_server = os.environ.get("HOTLINE_DATABASE_URL", DEFAULT_DATABASE_URL)
@@ -688,7 +799,7 @@ def main() -> None:
                 f"processes, {args.rq_workers} rq workers; {os.cpu_count()} cores shared with "
                 "the load generator"
             )
-            windows = asyncio.run(measure(bases, tokens, cti, (api, workers), args))
+            windows = asyncio.run(measure(bases, tokens, cti, (api, workers), args, database_url))
             deadline = time.monotonic() + 30
             while (left := outbox_left(database_url)) and time.monotonic() < deadline:
                 time.sleep(0.2)
