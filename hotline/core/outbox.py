@@ -29,7 +29,7 @@ from sqlalchemy import Connection, bindparam, delete, event, func, insert, selec
 from sqlalchemy.orm import Session
 
 from hotline.core import counters, metrics
-from hotline.core.db import get_engine
+from hotline.core.db import get_engine, utcnow
 from hotline.core.models import Event, OutboxMessage
 from hotline.core.redis import get_redis
 from hotline.core.settings import get_settings
@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 EVENTS_CHANNEL = "hotline:events"
 # session.info keys: the kinds of messages staged in the transaction, then committed.
 _PENDING = "hotline.outbox_pending"
+_STAGED = "hotline.outbox_staged"  # the rows themselves, written just before the commit
 _COMMITTED = "hotline.outbox_committed"
 KINDS = frozenset({"event", "job"})
 _BATCH = 500
@@ -55,9 +56,23 @@ _EVENTS = Event.__table__
 
 
 def add(session: Session, kind: str, payload: dict[str, Any]) -> None:
-    """Stage a message in the session's transaction; it is relayed after a successful commit."""
-    session.add(OutboxMessage(kind=kind, payload=payload))
+    """Stage a message in the session's transaction; it is relayed after a successful commit.
+
+    Staged in the session and written in one statement just before the commit (the rows are
+    not visible to queries in the same transaction before then). As ORM objects, each was an
+    INSERT … RETURNING of its own at the next autoflush: a third of a call event's CPU.
+    No savepoint may roll back a staged message: the code base uses none.
+    """
+    staged = session.info.setdefault(_STAGED, [])
+    staged.append({"kind": kind, "payload": payload, "created_at": utcnow(), "attempts": 0})
     session.info.setdefault(_PENDING, set()).add(kind)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_staged(session: Session) -> None:
+    staged = session.info.pop(_STAGED, None)
+    if staged:
+        session.execute(insert(_OUTBOX), staged)
 
 
 @event.listens_for(Session, "after_commit")
@@ -81,6 +96,7 @@ def _wait_for_relay(session: Session, transaction) -> None:
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_STAGED, None)
 
 
 def event_message(ev: Event) -> dict[str, Any]:
