@@ -223,9 +223,9 @@ class Load:
         self.tasks: set[asyncio.Task] = set()
         self.wall_dirty: dict[str, bool] = {name: False for name in self.walls}
         self.sockets_open = 0
-        self.frames_seen = (
-            0  # every event frame, in or out of a window (the cost phase waits on it)
-        )
+        # Every event frame, in a window or not: the cost phase waits on it.
+        self.frames_seen = 0
+        self.reload_walls = True  # off while the cost phase measures each kind alone
         # One pool per API process; a user keeps to one process, as behind a sticky proxy.
         self.clients = [RawPool(b) for b in bases]
         self.home = {name: n % len(bases) for n, name in enumerate(sorted(tokens))}
@@ -749,6 +749,10 @@ async def measure(
             if label.startswith("ramp") and window.verdict():
                 break
     finally:
+        # A client task that died early (a bug here) would quietly lighten the load.
+        for task in socket_tasks:
+            if task.done() and not task.cancelled() and task.exception():
+                print(f"load generator task failed: {task.exception()!r}")
         for task in socket_tasks:
             task.cancel()
         await asyncio.gather(*socket_tasks, return_exceptions=True)
