@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +21,7 @@ from hotline.calls.router import router as calls_router
 from hotline.core.concurrency import RequestConcurrencyLimit
 from hotline.core.errors import install_error_handlers
 from hotline.core.guards import RejectNulCharacters
-from hotline.core.metrics import MeasureRequests
+from hotline.core.metrics import MeasureRequests, watch_gc
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
 from hotline.kpi.router import router as kpi_router
@@ -29,11 +30,17 @@ from knowledgebase.router import router as kb_router
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    watch_gc()
     relay = RelayThread()
     relay.start()
     # One gateway per app: its asyncio primitives belong to the loop that serves the app.
     app.state.gateway = Gateway()
     await app.state.gateway.start()
+    # What start-up made (modules, routes, models, tables) lives as long as the process. Out
+    # of the collector's sight, a full collection takes microseconds instead of the ~100 ms
+    # (270 ms under the typhoon-peak load) during which every request and socket stood still.
+    gc.collect()
+    gc.freeze()
     try:
         yield
     finally:

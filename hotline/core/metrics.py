@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 from prometheus_client import Counter, Histogram
@@ -51,3 +52,28 @@ class MeasureRequests:
             path = getattr(scope.get("route"), "path", "unmatched")
             HTTP_LATENCY.labels(scope["method"], path).observe(time.perf_counter() - started)
             HTTP_REQUESTS.labels(scope["method"], path, str(status)).inc()
+
+
+GC_PAUSE = Histogram(
+    "hotline_gc_pause_seconds",
+    "Python garbage-collector pauses (every thread of the process stops)",
+    ["generation"],
+    buckets=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+)
+
+
+def watch_gc() -> None:
+    """Time each collection: a full one stops the whole process, requests and sockets alike,
+    and shows as a latency spike nothing else explains."""
+    if getattr(watch_gc, "installed", False):
+        return
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - started.pop())
+
+    gc.callbacks.append(on_gc)
+    watch_gc.installed = True
