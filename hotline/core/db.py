@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
@@ -158,11 +160,35 @@ def transaction() -> Iterator[Session]:
         session.close()
 
 
-def session_dependency() -> Iterator[Session]:
+async def session_dependency() -> AsyncIterator[Session]:
     """FastAPI dependency: one transaction per request, committed before the response is sent.
 
     Use it as ``Depends(session_dependency, scope="function")`` so a failed commit turns into an
     error response rather than a success the database never saw.
+
+    Async, with the commit in one trip to the thread pool: opening a session does no I/O (the
+    connection is taken at the first statement), and as a sync generator it cost two trips,
+    one to open and one to close, per request. Shielded: a client that hangs up mid-request
+    must not leave the transaction open or the connection out of the pool.
     """
-    with transaction() as session:
+    session = new_session()
+    succeeded = False
+    try:
         yield session
+        succeeded = True
+    finally:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_finish, session, succeeded)
+
+
+def _finish(session: Session, succeeded: bool) -> None:
+    try:
+        if succeeded:
+            session.commit()
+        else:
+            session.rollback()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
