@@ -74,6 +74,11 @@ def _tokenizer() -> jieba.Tokenizer:
         return _shared_tokenizer
 
 
+def warm_up() -> None:
+    """Build the tokenizer now, at start-up, rather than in the first request that needs it."""
+    _tokenizer()
+
+
 def _informative(token: str) -> bool:
     return any(ch.isalnum() for ch in token)
 

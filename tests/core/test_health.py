@@ -63,3 +63,22 @@ def test_health_turns_503_while_redis_is_down_and_recovers_without_restart(priva
     assert down.json()["degraded"] == ["redis"] and "outbox" in down.json()["message"]
     ensure_embedded_redis(private_redis)
     assert client.get("/healthz").status_code == 200
+
+
+def test_start_up_builds_the_tokenizers_and_takes_its_objects_out_of_the_collector(
+    app, monkeypatch
+):
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from dispatch.routing import suggest
+    from knowledgebase import search
+
+    monkeypatch.setattr(suggest, "_shared_tokenizer", None)
+    monkeypatch.setattr(search, "_tokenizer", None)
+    gc.unfreeze()
+    with TestClient(app) as started:
+        assert started.get("/healthz").status_code == 200
+        assert suggest._shared_tokenizer is not None and search._tokenizer is not None
+        assert gc.get_freeze_count() > 10_000
