@@ -378,15 +378,19 @@ class Load:
                 self.sockets_open -= 1
             await asyncio.sleep(1)
 
-    async def wall_reloads(self) -> None:
-        """Each wall reloads its figures when events came, at most every 2 s (as the page)."""
+    async def wall_reloads(self, name: str) -> None:
+        """A wall reloads its figures when events came, at most every 2 s (as the page does).
+
+        Each wall on its own clock, started at a random moment, as pages opened at different
+        times are: one shared tick would send every wall's request in the same millisecond.
+        """
+        await asyncio.sleep(self.rng.uniform(0, WALL_RELOAD_SECONDS))
         while True:
+            if self.wall_dirty[name] and self.reload_walls:
+                self.wall_dirty[name] = False
+                self.spawn(self.request("wall", time.perf_counter(), "GET", "/api/v1/kpi/wall",
+                                        user=name))  # fmt: skip
             await asyncio.sleep(WALL_RELOAD_SECONDS)
-            for name, dirty in self.wall_dirty.items():
-                if dirty and self.reload_walls:
-                    self.wall_dirty[name] = False
-                    self.spawn(self.request("wall", time.perf_counter(), "GET", "/api/v1/kpi/wall",
-                                            user=name))  # fmt: skip
 
     async def connect_all(self) -> list[asyncio.Task]:
         ready: asyncio.Queue = asyncio.Queue()
@@ -402,7 +406,7 @@ class Load:
             )
         for _ in tasks:
             await asyncio.wait_for(ready.get(), 120)
-        tasks.append(asyncio.create_task(self.wall_reloads()))
+        tasks += [asyncio.create_task(self.wall_reloads(name)) for name in self.walls]
         return tasks
 
     async def settle(self, timeout: float = 180) -> None:
