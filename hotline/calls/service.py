@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import event as orm_events
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -320,7 +321,30 @@ def bucket_contribution_columns() -> dict[str, ColumnElement]:
 POSTGRES_BUCKET_SHARDS = 16
 
 
+_STAGED_BUCKETS = "hotline.kpi_bucket_deltas"  # session.info key
+
+
 def _apply_bucket_deltas(session: Session, deltas: dict[tuple[str, datetime], dict]) -> None:
+    """Add ``deltas`` to the KPI buckets when the transaction commits (see write_staged_buckets).
+
+    Staged, not written now: the upsert locks its bucket row until the commit, and an intake
+    that locked it early held it through the rest of its statements, each waiting for the
+    process's GIL. Under the typhoon load the intakes then queued on the bucket rows, which
+    made them slower, which made them hold the locks longer, until latency ran away.
+    """
+    staged = session.info.setdefault(_STAGED_BUCKETS, {})
+    for key, values in deltas.items():
+        bucket = staged.setdefault(key, {})
+        for name, value in values.items():
+            bucket[name] = bucket.get(name, 0) + value
+
+
+def write_staged_buckets(session: Session) -> None:
+    """Write the staged bucket deltas now: before the commit, or before reading the buckets
+    in the same transaction."""
+    deltas = session.info.pop(_STAGED_BUCKETS, None)
+    if not deltas:
+        return
     dialect = session.get_bind().dialect.name
     shard = random.randrange(POSTGRES_BUCKET_SHARDS) if dialect == "postgresql" else 0
     # Key order: two intakes touching the same hours lock them in the same order, never
@@ -340,6 +364,21 @@ def _apply_bucket_deltas(session: Session, deltas: dict[tuple[str, datetime], di
         set_={c: getattr(KpiBucket, c) + getattr(statement.excluded, c) for c in columns},
     )
     session.execute(statement, rows)
+
+
+def discard_staged_buckets(session: Session) -> None:
+    """Forget the staged deltas (the buckets are being rebuilt from the requests)."""
+    session.info.pop(_STAGED_BUCKETS, None)
+
+
+@orm_events.listens_for(Session, "before_commit")
+def _write_staged_buckets_before_commit(session: Session) -> None:
+    write_staged_buckets(session)
+
+
+@orm_events.listens_for(Session, "after_rollback")
+def _forget_staged_buckets(session: Session) -> None:
+    discard_staged_buckets(session)
 
 
 # -- ingestion ---------------------------------------------------------------------------------

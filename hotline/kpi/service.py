@@ -89,6 +89,7 @@ def _plan(
 def _bucket_totals(
     session: Session, hours: tuple[datetime, datetime], queue: str | None
 ) -> dict[str, float]:
+    calls_service.write_staged_buckets(session)  # this transaction's own intake counts too
     query = select(*[func.coalesce(func.sum(getattr(KpiBucket, f)), 0) for f in _FIELDS]).where(
         KpiBucket.hour >= hours[0], KpiBucket.hour < hours[1]
     )
@@ -99,6 +100,7 @@ def _bucket_totals(
 
 def bucket_sums(session: Session) -> dict[tuple[str, datetime], dict[str, float]]:
     """Every (queue, hour) bucket, its shards summed: what the figures are read from."""
+    calls_service.write_staged_buckets(session)
     query = select(
         KpiBucket.queue,
         KpiBucket.hour,
@@ -416,6 +418,7 @@ def rebuild_buckets(session: Session) -> int:
     """Recompute every bucket from the requests (after the threshold setting changed)."""
     from sqlalchemy import delete
 
+    calls_service.discard_staged_buckets(session)  # recounted from the requests below
     session.execute(delete(KpiBucket))
     sums: dict[tuple[str, datetime], dict[str, float]] = {}
     count = 0

@@ -480,3 +480,29 @@ def test_the_edges_read_are_the_windows_edges_joined_where_they_overlap():
     ranges = [(at[5], at[7]), (at[0], at[1]), (at[6], at[7]), (at[1], at[2]), (at[4], at[5])]
     assert _merged(ranges) == [(at[0], at[2]), (at[4], at[7])]
     assert _merged([]) == []
+
+
+def test_an_intake_writes_its_bucket_rows_only_at_commit_and_reads_its_own(queues):
+    """The bucket upsert locks its row until the commit: it is the transaction's last write,
+    yet figures read inside the same transaction already count its own events."""
+    from sqlalchemy import func, select
+
+    from hotline.calls.models import KpiBucket
+    from hotline.kpi import service as kpi_service
+
+    with db.transaction() as session:
+        assert calls_service.ingest(session, crafted_stream()[:3]).accepted == 3
+        assert calls_service._STAGED_BUCKETS in session.info
+        # Not written yet, not even to this transaction's own view of the table.
+        assert session.scalar(select(func.count()).select_from(KpiBucket)) == 0
+        seen_inside = {k: v["offered"] for k, v in kpi_service.bucket_sums(session).items()}
+    with db.transaction() as session:
+        after = {k: v["offered"] for k, v in kpi_service.bucket_sums(session).items()}
+    assert list(seen_inside.values()) == [1] and after == seen_inside
+
+    with db.transaction() as session:
+        calls_service.ingest(session, crafted_stream()[3:5])
+        session.rollback()
+    with db.transaction() as session:
+        # Nothing staged survives a rollback.
+        assert {k: v["offered"] for k, v in kpi_service.bucket_sums(session).items()} == after
