@@ -82,6 +82,13 @@ WALL_RELOAD_SECONDS = 2.0
 QUEUES = ["general"] * 7 + ["social_security"] * 3  # the seed's split, roughly
 MAX_IN_FLIGHT = 256
 TIMELINE_SECONDS = 10
+# A call: offered; after a 2-12 s wait answered, or abandoned (ABANDON_SHARE of them, and any
+# that find every agent busy); ended after TALK_SECONDS; the agent ready again 3-10 s later.
+# Talk is compressed from real minutes so 500 agents carry the peak (~17 calls/s x ~21 s held
+# = ~360 busy) without running out, which would quietly drop the ended and ready requests.
+ABANDON_SHARE = 0.05
+EVENTS_PER_CALL = 3 - ABANDON_SHARE
+TALK_SECONDS = (5, 25)
 CALLER = "13800000000"
 
 
@@ -109,6 +116,8 @@ class Window:
     server: dict[str, tuple[int, str, str]] = field(default_factory=dict)
     seconds: float = 0.0
     tickets_created: int = 0
+    calls: int = 0
+    no_free_agent: int = 0  # abandoned because every agent was busy: the load fell short
     started: float = 0.0  # perf_counter at the window's start
     # (seconds into the window it was due, latency ms) per request: when it went wrong
     timeline: list[tuple[float, float]] = field(default_factory=list)
@@ -129,6 +138,10 @@ class Window:
         screen = percentile(self.screen_all(), 0.99)
         if screen >= SCREEN_P99_MS:
             missed.append(f"event-to-screen p99 {screen:.0f} ms")
+        # The load itself fell short (agents ran out, or the generator lagged): not a pass.
+        sent = len(self.latency_ms["call event"]) / max(self.seconds, 1e-9)
+        if sent < 0.97 * self.call_rate:
+            missed.append(f"only {sent:.1f} of {self.call_rate:.0f} call events/s sent")
         return missed
 
 
@@ -292,18 +305,25 @@ class Load:
 
     async def call(self, due: float) -> None:
         """One caller: offered, then answered (or abandoned), then ended; ~3 events."""
+        if self.window is not None:
+            self.window.calls += 1
         call_id = f"ty-{self.rng.getrandbits(48):012x}"
         caller = f"13{self.rng.randint(0, 999_999_999):09d}"
         queue = self.rng.choice(QUEUES)
         await self.post_event(due, call_id, "offered", queue=queue, caller=caller)
         wait = self.rng.uniform(2, 12)
         await asyncio.sleep(wait)
-        if not self.free_agents or self.rng.random() < 0.05:
+        if not self.free_agents or self.rng.random() < ABANDON_SHARE:
+            if not self.free_agents and self.window is not None:
+                self.window.no_free_agent += 1
             await self.post_event(time.perf_counter(), call_id, "abandoned")
             return
         agent = self.free_agents.popleft()
         await self.post_event(time.perf_counter(), call_id, "answered", agent=agent)
-        await asyncio.sleep(self.rng.uniform(20, 60))
+        # Ramp steps shorten talk by their factor, so the same 500 agents carry them: the
+        # ramp finds where the system breaks, not where the simulated call centre runs dry.
+        factor = self.window.call_rate / self.args.call_events if self.window else 1.0
+        await asyncio.sleep(self.rng.uniform(*TALK_SECONDS) / max(factor, 1.0))
         await self.post_event(time.perf_counter(), call_id, "ended")
         await asyncio.sleep(self.rng.uniform(3, 10))  # after-call work
         await self.request("agent state", time.perf_counter(), "PUT", "/api/v1/agents/me/state",
@@ -328,8 +348,8 @@ class Load:
         """Send calls and tickets at the window's rates for ``seconds`` (Poisson arrivals)."""
         self.window = window
         started = window.started = time.perf_counter()
-        # ~3 events a call: offered, answered or abandoned, ended.
-        streams = [(window.call_rate / 3.0, self.call), (window.ticket_rate, self.ticket)]
+        calls_per_second = window.call_rate / EVENTS_PER_CALL
+        streams = [(calls_per_second, self.call), (window.ticket_rate, self.ticket)]
         nexts = [started + self.rng.expovariate(rate) for rate, _ in streams]
         end = started + seconds
         while True:
@@ -512,7 +532,8 @@ def report(window: Window) -> None:
     print(
         f"\n{window.label}: {window.call_rate:.0f} call events/s and {window.ticket_rate:.1f}"
         f" tickets/s asked for {window.seconds:.0f} s; sent {events / seconds:.1f} call events/s,"
-        f" created {window.tickets_created / seconds:.1f} tickets/s"
+        f" created {window.tickets_created / seconds:.1f} tickets/s;"
+        f" {window.calls} calls, {window.no_free_agent} found no free agent"
     )
     print(f"  {'series':<30}{'count':>8}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}")
     for kind in sorted(window.latency_ms):
@@ -619,15 +640,16 @@ class CpuTotals:
 
 
 # What the steady phase asks for each second, per kind, at --call-events E and --tickets T:
-# E/3 calls, each offered, then answered (95 %) or abandoned, then ended if answered, and the
-# agent back to ready; T previews and T tickets; every wall reloads at most every 2 s.
+# E/EVENTS_PER_CALL calls, each offered, then answered or abandoned, then ended if answered, and
+# the agent back to ready; T previews and T tickets; every wall reloads at most every 2 s.
 def demand_per_second(kind: str, args) -> float:
-    calls = args.call_events / 3.0
+    calls = args.call_events / EVENTS_PER_CALL
+    answered = calls * (1 - ABANDON_SHARE)
     return {
         "call event: offered": calls,
-        "call event: answered": calls * 0.95,
-        "call event: ended": calls * 0.95,
-        "agent state": calls * 0.95,
+        "call event: answered": answered,
+        "call event: ended": answered,
+        "agent state": answered,
         "routing preview": args.tickets,
         "ticket": args.tickets,
         "wall": args.walls / WALL_RELOAD_SECONDS,
