@@ -760,6 +760,7 @@ async def measure(
             )  # fmt: skip
         for label, call_rate, ticket_rate, seconds in plan:
             window = Window(label, call_rate, ticket_rate)
+            print(f"{label}: sending for {seconds:.0f} s", flush=True)
             before, started = cpu.read(), time.perf_counter()
             histograms = await asyncio.to_thread(scrape_latency, bases)
             await load.run(window, seconds)

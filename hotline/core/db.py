@@ -21,6 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import NullPool
 from sqlalchemy.types import TypeDecorator
 
+from hotline.core.concurrency import MAX_CONCURRENT_REQUESTS
 from hotline.core.settings import get_settings
 
 # A fixed naming convention keeps constraint names identical on SQLite and PostgreSQL, which
@@ -92,6 +93,15 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# Connections past pool_size are closed when they are returned. Every admitted request holds
+# one, a ticket request briefly a second (hotline.core.concurrency), and the outbox relay,
+# websocket log-ins and health checks take theirs outside that limit. With 10 kept, a typhoon
+# peak opened and closed a PostgreSQL backend for most requests: 361 backends in a 200 s run
+# against 53 with this size, and the fork and log-in cost more PostgreSQL CPU than the SQL.
+POOL_KEPT = MAX_CONCURRENT_REQUESTS + 8
+POOL_OVERFLOW = MAX_CONCURRENT_REQUESTS  # room for every admitted request to hold two
+
+
 def make_engine(url: str) -> Engine:
     """Build an engine with the settings this project relies on for ``url``."""
     if url.startswith("sqlite"):
@@ -102,8 +112,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 10})
         _configure_sqlite(engine)
         return engine
-    # Room for every admitted request to hold two connections (see hotline.core.concurrency).
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=30)
+    return create_engine(url, pool_pre_ping=True, pool_size=POOL_KEPT, max_overflow=POOL_OVERFLOW)
 
 
 def get_engine() -> Engine:
