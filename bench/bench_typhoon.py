@@ -89,6 +89,7 @@ TIMELINE_SECONDS = 10
 ABANDON_SHARE = 0.05
 EVENTS_PER_CALL = 3 - ABANDON_SHARE
 TALK_SECONDS = (5, 25)
+PEAK_CALL_EVENTS = 50  # the typhoon peak, which TALK_SECONDS is sized for
 CALLER = "13800000000"
 
 
@@ -320,10 +321,10 @@ class Load:
             return
         agent = self.free_agents.popleft()
         await self.post_event(time.perf_counter(), call_id, "answered", agent=agent)
-        # Ramp steps shorten talk by their factor, so the same 500 agents carry them: the
-        # ramp finds where the system breaks, not where the simulated call centre runs dry.
-        factor = self.window.call_rate / self.args.call_events if self.window else 1.0
-        await asyncio.sleep(self.rng.uniform(*TALK_SECONDS) / max(factor, 1.0))
+        # Loads above the peak shorten talk in proportion, so the same 500 agents carry them:
+        # the bench finds where the system breaks, not where the simulated centre runs dry.
+        rate = self.window.call_rate if self.window else PEAK_CALL_EVENTS
+        await asyncio.sleep(self.rng.uniform(*TALK_SECONDS) / max(rate / PEAK_CALL_EVENTS, 1.0))
         await self.post_event(time.perf_counter(), call_id, "ended")
         await asyncio.sleep(self.rng.uniform(3, 10))  # after-call work
         await self.request("agent state", time.perf_counter(), "PUT", "/api/v1/agents/me/state",
