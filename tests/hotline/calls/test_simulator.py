@@ -293,11 +293,15 @@ def test_backfill_of_one_hour_fills_the_real_system(server):
         headers=headers,
     ).json()
     offered = rate["offered"]
-    assert offered >= report.calls * 0.9  # all but the few who hung up in the IVR
     details = [
         httpx.get(f"{server}/api/v1/calls/{call_id}", headers=headers).json()
         for call_id in report.call_ids
     ]
+    # Every call that left the IVR for a queue counts; those who hung up in the IVR do not.
+    # How many hang up depends on the hour the backfill covers, so count them, not a share.
+    reached_a_queue = [d for d in details if any(e["type"] == "offered" for e in d["events"])]
+    assert len(reached_a_queue) >= report.calls // 2
+    assert offered >= len(reached_a_queue)
     assert sum(len(d["requests"]) for d in details) >= offered
     assert report.tickets > 0 and report.ticket_failures == 0
     assert sum(len(d["tickets"]) for d in details) == report.tickets
