@@ -123,6 +123,9 @@ class Window:
     # (seconds into the window it was due, latency ms) per request: when it went wrong
     timeline: list[tuple[float, float]] = field(default_factory=list)
 
+    def call_events_per_second(self) -> float:
+        return len(self.latency_ms["call event"]) / max(self.seconds, 1e-9)
+
     def api_all(self) -> list[float]:
         return [v for values in self.latency_ms.values() for v in values]
 
@@ -140,7 +143,7 @@ class Window:
         if screen >= SCREEN_P99_MS:
             missed.append(f"event-to-screen p99 {screen:.0f} ms")
         # The load itself fell short (agents ran out, or the generator lagged): not a pass.
-        sent = len(self.latency_ms["call event"]) / max(self.seconds, 1e-9)
+        sent = self.call_events_per_second()
         if sent < 0.97 * self.call_rate:
             missed.append(f"only {sent:.1f} of {self.call_rate:.0f} call events/s sent")
         return missed
@@ -314,8 +317,9 @@ class Load:
         await self.post_event(due, call_id, "offered", queue=queue, caller=caller)
         wait = self.rng.uniform(2, 12)
         await asyncio.sleep(wait)
-        if not self.free_agents or self.rng.random() < ABANDON_SHARE:
-            if not self.free_agents and self.window is not None:
+        no_free_agent = not self.free_agents
+        if no_free_agent or self.rng.random() < ABANDON_SHARE:
+            if no_free_agent and self.window is not None:
                 self.window.no_free_agent += 1
             await self.post_event(time.perf_counter(), call_id, "abandoned")
             return
@@ -529,10 +533,10 @@ def row(label: str, values: list[float], extra: str = "") -> str:
 
 def report(window: Window) -> None:
     seconds = max(window.seconds, 1e-9)
-    events = len(window.latency_ms["call event"])
     print(
         f"\n{window.label}: {window.call_rate:.0f} call events/s and {window.ticket_rate:.1f}"
-        f" tickets/s asked for {window.seconds:.0f} s; sent {events / seconds:.1f} call events/s,"
+        f" tickets/s asked for {window.seconds:.0f} s;"
+        f" sent {window.call_events_per_second():.1f} call events/s,"
         f" created {window.tickets_created / seconds:.1f} tickets/s;"
         f" {window.calls} calls, {window.no_free_agent} found no free agent"
     )

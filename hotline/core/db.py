@@ -98,7 +98,8 @@ def _configure_sqlite(engine: Engine) -> None:
 # websocket log-ins and health checks take theirs outside that limit. With 10 kept, a typhoon
 # peak opened and closed a PostgreSQL backend for most requests: 361 backends in a 200 s run
 # against 53 with this size, and the fork and log-in cost more PostgreSQL CPU than the SQL.
-POOL_KEPT = MAX_CONCURRENT_REQUESTS + 8
+BACKGROUND_CONNECTIONS = 8
+POOL_KEPT = MAX_CONCURRENT_REQUESTS + BACKGROUND_CONNECTIONS
 POOL_OVERFLOW = MAX_CONCURRENT_REQUESTS  # room for every admitted request to hold two
 
 

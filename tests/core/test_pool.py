@@ -12,8 +12,8 @@ from hotline.core.concurrency import MAX_CONCURRENT_REQUESTS
 from hotline.core.settings import get_settings
 
 # What one process holds at its busiest, short of the overflow: every admitted request with a
-# connection, and the relay, websocket log-ins and health checks outside the limit.
-BUSY = MAX_CONCURRENT_REQUESTS + 8
+# connection, and the background connections outside the limit.
+BUSY = MAX_CONCURRENT_REQUESTS + db.BACKGROUND_CONNECTIONS
 
 
 def test_a_busy_process_reuses_its_connections_instead_of_opening_new_ones():
