@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import asdict
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, Path, Query
 from pydantic import BaseModel, Field
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.tickets import service
+from dispatch.tickets.calendar import statutory_holidays
 from dispatch.tickets.models import CalendarOverride, Ticket
 from hotline.core.auth import Principal, SessionDep, current_principal, require_roles
 from hotline.core.models import AuditEntry
@@ -240,6 +243,64 @@ def ticket_report(
 ) -> list[dict]:
     """Received, accepted and finished on time, returns, satisfaction, open and overdue now."""
     return service.report(session, principal, by=by, start=start, end=end)
+
+
+class DayRead(BaseModel):
+    day: date
+    working: bool
+    source: Literal["override", "library", "statutory", "weekday"] = Field(
+        description="override: an administrator's; library: the announced arrangement; "
+        "statutory: a public holiday computed for a year not yet announced; weekday: "
+        "no holiday known, Monday-Friday work"
+    )
+    name: str = Field(description="the holiday's name (春节 …), empty on an ordinary day")
+
+
+class YearRead(BaseModel):
+    year: int
+    announced: bool = Field(
+        description="whether the State Council's arrangement for the year is in the calendar"
+    )
+    warning: str = Field(description="what is missing for the year, empty when nothing is")
+    statutory_holidays: list[DayRead]
+    overrides: list[DayRead]
+
+
+@router.get("/calendar/years/{year}", tags=["calendar"])
+def get_calendar_year(
+    year: Annotated[int, Path(ge=2000, le=2100)],
+    session: SessionDep,
+    _: Annotated[Principal, Depends(require_roles("supervisor", "dispatcher"))],
+) -> YearRead:
+    """A year's public holidays and overrides, and whether its arrangement is announced: an
+    administrator sees here what the coming year still lacks (the make-up workdays, 调休)."""
+    calendar = service.working_calendar(session)
+    announced = year in calendar.covered_years
+    overrides = session.scalars(
+        select(CalendarOverride.day)
+        .where(CalendarOverride.day.between(date(year, 1, 1), date(year, 12, 31)))
+        .order_by(CalendarOverride.day)
+    ).all()
+    return YearRead(
+        year=year,
+        announced=announced,
+        warning=""
+        if announced
+        else f"{year}年放假安排尚未公布：法定节假日按规则推算，调休上班日需在公布后录入",
+        statutory_holidays=[
+            DayRead(**asdict(calendar.status(day))) for day in sorted(statutory_holidays(year))
+        ],
+        overrides=[DayRead(**asdict(calendar.status(day))) for day in overrides],
+    )
+
+
+@router.get("/calendar/{day}", tags=["calendar"])
+def get_calendar_day(
+    day: Day, session: SessionDep, _: Annotated[Principal, Depends(current_principal)]
+) -> DayRead:
+    """Whether a day is a working day for deadlines, and why (any year, also past the
+    announced ones)."""
+    return DayRead(**asdict(service.working_calendar(session).status(day)))
 
 
 class OverrideWrite(BaseModel):

@@ -77,6 +77,8 @@ EXPECTED: dict[tuple[str, str], Expect] = {
         *ROLES, query={"start": "2026-01-01T00:00:00", "end": "2027-01-01T00:00:00"}
     ),
     ("PUT", "/api/v1/calendar/{day}"): ADMIN,
+    ("GET", "/api/v1/calendar/{day}"): ANY_USER,
+    ("GET", "/api/v1/calendar/years/{year}"): roles("supervisor", "dispatcher"),
     # calls
     ("POST", "/api/v1/calls/events"): CTI,
     ("GET", "/api/v1/calls/queues"): roles(*STAFF),

@@ -80,7 +80,9 @@ def test_plain_weekend_is_skipped():
     assert calendar.working_days_between(date(2026, 3, 6), date(2026, 3, 13)) == 5
 
 
-def test_year_without_official_data_falls_back_to_weekdays_and_warns_once(caplog, fresh_warnings):
+def test_year_without_official_data_falls_back_to_statutory_holidays_and_warns_once(
+    caplog, fresh_warnings
+):
     calendar = WorkingCalendar()
     assert 2026 in calendar.covered_years
     assert 2027 not in calendar.covered_years
@@ -88,16 +90,16 @@ def test_year_without_official_data_falls_back_to_weekdays_and_warns_once(caplog
     assert calendar.is_officially_covered(date(2026, 12, 31))
 
     with caplog.at_level(logging.WARNING, logger=CALENDAR_LOGGER):
-        # 2027-01-01 is a Friday: a real holiday, but unknown to the data, so a working day.
-        assert calendar.is_working_day(date(2027, 1, 1))
+        assert not calendar.is_working_day(date(2027, 1, 1))  # Friday, 元旦 (computed)
         assert not calendar.is_working_day(date(2027, 1, 2))  # Saturday
-        # Thu 2026-12-31 -> Fri 2027-01-01 (1), Mon 2027-01-04 (2).
-        assert calendar.add_working_days(date(2026, 12, 31), 2) == date(2027, 1, 4)
+        # Thu 2026-12-31 -> Mon 2027-01-04 (1), Tue 2027-01-05 (2).
+        assert calendar.add_working_days(date(2026, 12, 31), 2) == date(2027, 1, 5)
         assert WorkingCalendar().is_working_day(date(2027, 3, 1))  # another instance: no repeat
 
     warnings = fallback_warnings(caplog)
     assert len(warnings) == 1
     assert "2027" in warnings[0].getMessage()
+    assert "调休" in warnings[0].getMessage()  # the make-up workdays are what is missing
 
     with caplog.at_level(logging.WARNING, logger=CALENDAR_LOGGER):
         calendar.is_working_day(date(2028, 1, 3))
@@ -106,10 +108,73 @@ def test_year_without_official_data_falls_back_to_weekdays_and_warns_once(caplog
     assert "2028" in warnings[1].getMessage()
 
 
-def test_extra_holidays_fill_in_a_year_without_data(fresh_warnings):
-    calendar = WorkingCalendar(extra_holidays=[date(2027, 1, 1)])
-    assert not calendar.is_working_day(date(2027, 1, 1))
-    assert calendar.add_working_days(date(2026, 12, 31), 1) == date(2027, 1, 4)
+# The public holidays of years no library knows, checked against published lunar calendars:
+# 春节 2027 is Sat 6 Feb (除夕 Fri 5 Feb), 2030 Sun 3 Feb; 清明 falls on 5 Apr in both; 端午
+# 2027 is 9 Jun, 2030 5 Jun; 中秋 2027 is 15 Sep, 2030 12 Sep.
+STATUTORY_DAYS_OFF = {
+    2027: [
+        ("2027-01-01", "元旦"),
+        ("2027-02-05", "春节"),
+        ("2027-02-06", "春节"),
+        ("2027-02-07", "春节"),
+        ("2027-02-08", "春节"),
+        ("2027-04-05", "清明节"),
+        ("2027-05-01", "劳动节"),
+        ("2027-05-02", "劳动节"),
+        ("2027-06-09", "端午节"),
+        ("2027-09-15", "中秋节"),
+        ("2027-10-01", "国庆节"),
+        ("2027-10-02", "国庆节"),
+        ("2027-10-03", "国庆节"),
+    ],
+    2030: [
+        ("2030-01-01", "元旦"),
+        ("2030-02-02", "春节"),
+        ("2030-02-03", "春节"),
+        ("2030-02-04", "春节"),
+        ("2030-02-05", "春节"),
+        ("2030-04-05", "清明节"),
+        ("2030-05-01", "劳动节"),
+        ("2030-05-02", "劳动节"),
+        ("2030-06-05", "端午节"),
+        ("2030-09-12", "中秋节"),
+        ("2030-10-01", "国庆节"),
+        ("2030-10-02", "国庆节"),
+        ("2030-10-03", "国庆节"),
+    ],
+}
+
+
+@pytest.mark.parametrize("year", sorted(STATUTORY_DAYS_OFF))
+def test_public_holidays_of_years_not_yet_announced_are_days_off(year, fresh_warnings):
+    calendar = WorkingCalendar()
+    expected = [(date.fromisoformat(day), name) for day, name in STATUTORY_DAYS_OFF[year]]
+    assert sorted(calendar_module.statutory_holidays(year).items()) == expected
+    for day, name in expected:
+        status = calendar.status(day)
+        assert (status.working, status.source, status.name) == (False, "statutory", name), day
+    # Around them, ordinary weekdays still work and weekends do not.
+    assert calendar.status(date(year, 3, 12)).source == "weekday"
+    assert calendar.is_working_day(date(year, 10, 8)) == (date(year, 10, 8).weekday() < 5)
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_the_computed_holidays_agree_with_the_announced_years(year):
+    """Since 2025 the rules give 除夕 and 2 May off: every computed day is off in the
+    State Council's arrangement too (which adds bridging days and 调休 around them)."""
+    calendar = WorkingCalendar()
+    for day, name in calendar_module.statutory_holidays(year).items():
+        status = calendar.status(day)
+        assert (status.working, status.source) == (False, "library"), (day, name)
+        assert status.name == name, day
+
+
+def test_an_override_wins_over_a_computed_holiday(fresh_warnings):
+    calendar = WorkingCalendar(extra_workdays=[date(2027, 1, 1)], extra_holidays=[date(2027, 1, 4)])
+    assert calendar.status(date(2027, 1, 1)).working
+    assert calendar.status(date(2027, 1, 1)).source == "override"
+    assert not calendar.is_working_day(date(2027, 1, 4))  # a Monday the admin closed
+    assert calendar.add_working_days(date(2026, 12, 31), 1) == date(2027, 1, 1)
 
 
 def test_admin_holiday_override_wins_over_official_workday():

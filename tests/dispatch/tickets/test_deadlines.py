@@ -168,11 +168,11 @@ def test_utc_input_for_urgent_ticket_comes_back_in_zhuhai_time():
 
 
 def test_deadline_in_a_year_without_official_data():
-    # 2027 falls back to Monday-Friday: Thu 2026-12-31 -> Fri 2027-01-01.
+    # 2027 falls back to its computed public holidays and Monday-Friday: 元旦 (Fri) is off.
     received = zhuhai(2026, 12, 31, 9, 0)
-    assert accept_deadline(POLICY, CALENDAR, "咨询", False, received) == end_of(2027, 1, 1)
-    with_new_year = WorkingCalendar(extra_holidays=[datetime(2027, 1, 1).date()])
-    assert accept_deadline(POLICY, with_new_year, "咨询", False, received) == end_of(2027, 1, 4)
+    assert accept_deadline(POLICY, CALENDAR, "咨询", False, received) == end_of(2027, 1, 4)
+    new_year_worked = WorkingCalendar(extra_workdays=[datetime(2027, 1, 1).date()])
+    assert accept_deadline(POLICY, new_year_worked, "咨询", False, received) == end_of(2027, 1, 1)
 
 
 def test_admin_overrides_move_deadlines():

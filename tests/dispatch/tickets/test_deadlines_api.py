@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("desk")
 
 
 def assert_2027_is_a_year_without_data() -> None:
-    """The 2027 cases test the Monday-to-Friday fallback; once chinesecalendar ships 2027,
+    """The 2027 cases test the computed fallback; once chinesecalendar ships 2027,
     they must move to the first year it does not know."""
     assert not WorkingCalendar().is_officially_covered(date(2027, 1, 1)), (
         "chinesecalendar now knows 2027: move the 2027 cases to the first year without data"
@@ -53,9 +53,9 @@ ACCEPT_DEADLINES = [
     ("2026-09-30T17:00:00+08:00", "2026-10-08T23:59:59+08:00", "eve of 国庆: 1-7 Oct off"),
     ("2026-10-09T10:00:00+08:00", "2026-10-10T23:59:59+08:00", "Fri before the make-up Sat"),
     ("2026-10-10T10:00:00+08:00", "2026-10-12T23:59:59+08:00", "received on the make-up Sat"),
-    ("2026-12-31T10:00:00+08:00", "2027-01-01T23:59:59+08:00", "2027 has no data: Fri works"),
-    ("2027-02-05T10:00:00+08:00", "2027-02-08T23:59:59+08:00", "2027: Fri -> Mon"),
-    ("2027-02-06T10:00:00+08:00", "2027-02-08T23:59:59+08:00", "2027: Sat -> Mon"),
+    ("2026-12-31T10:00:00+08:00", "2027-01-04T23:59:59+08:00", "2027: 元旦 computed, Fri off"),
+    ("2027-02-05T10:00:00+08:00", "2027-02-09T23:59:59+08:00", "2027: 除夕 Fri to 初三 Mon off"),
+    ("2027-02-06T10:00:00+08:00", "2027-02-09T23:59:59+08:00", "2027: 春节 Sat -> Tue"),
 ]
 
 
@@ -117,8 +117,8 @@ def test_urgent_tickets_count_clock_hours_even_in_the_holidays(desk, clock):
 FINISH_DEADLINES = [
     ("SC-01", "投诉 10", zhuhai(2026, 2, 13, 9, 30), "2026-03-05T23:59:59+08:00"),
     ("SC-02", "举报 10", zhuhai(2026, 9, 24, 10, 0), "2026-10-15T23:59:59+08:00"),
-    ("CG-04", "求助 5", zhuhai(2026, 12, 28, 10, 0), "2027-01-04T23:59:59+08:00"),
-    ("GA-01", "咨询 3", zhuhai(2027, 2, 5, 10, 0), "2027-02-10T23:59:59+08:00"),
+    ("CG-04", "求助 5", zhuhai(2026, 12, 28, 10, 0), "2027-01-05T23:59:59+08:00"),
+    ("GA-01", "咨询 3", zhuhai(2027, 2, 5, 10, 0), "2027-02-11T23:59:59+08:00"),
 ]
 
 
@@ -194,16 +194,16 @@ def test_an_approved_extension_moves_the_finish_deadline_and_a_rejected_one_does
     assert published[0]["data"]["due_at"] == at("2026-10-20T23:59:59+08:00").isoformat()
 
 
-def test_an_extension_into_2027_counts_monday_to_friday(desk, clock):
+def test_an_extension_into_2027_counts_its_computed_holidays(desk, clock):
     assert_2027_is_a_year_without_data()
     clock.set(zhuhai(2026, 12, 24, 10, 0))
     number = desk.ticket_in("accepted")
-    # 25, 28, 29, 30, 31 Dec; 1 (no data: a Friday like any), 4, 5, 6, 7 Jan
-    assert desk.get(number)["finish_deadline"] == "2027-01-07T23:59:59+08:00"
+    # 25, 28, 29, 30, 31 Dec; 1 Jan is 元旦 (computed, no data yet); 4, 5, 6, 7, 8 Jan
+    assert desk.get(number)["finish_deadline"] == "2027-01-08T23:59:59+08:00"
     clock.set(zhuhai(2027, 1, 6, 9, 0))
     desk.act(number, "request-extension", "market", reason="跨年协调", working_days=5)
     approved = desk.act(number, "decide-extension", "dispatcher", approve=True)
-    assert approved["finish_deadline"] == "2027-01-14T23:59:59+08:00"
+    assert approved["finish_deadline"] == "2027-01-15T23:59:59+08:00"
 
 
 def test_an_extension_must_be_asked_for_before_the_deadline(desk, clock):
@@ -274,6 +274,8 @@ def test_calendar_overrides_change_the_deadlines_of_tickets_made_after_them(desk
     assert before["accept_deadline"] == "2026-12-31T23:59:59+08:00"
 
     assert put_day(desk, "2026-12-31", False, note="台风停工").status_code == 200
+    assert desk.create()["accept_deadline"] == "2027-01-04T23:59:59+08:00"  # 元旦 computed
+    assert put_day(desk, "2027-01-01", True, note="元旦值班").status_code == 200
     assert desk.create()["accept_deadline"] == "2027-01-01T23:59:59+08:00"
     assert put_day(desk, "2027-01-01", False, note="元旦").status_code == 200
     assert desk.create()["accept_deadline"] == "2027-01-04T23:59:59+08:00"
@@ -289,3 +291,79 @@ def test_calendar_overrides_change_the_deadlines_of_tickets_made_after_them(desk
     # 4, 5, 6, 7, 8, 11, 12, 13, 14, 15 January 2027.
     accepted = desk.act(made_up["number"], "accept", "market")
     assert accepted["finish_deadline"] == "2027-01-15T23:59:59+08:00"
+
+
+# -- the calendar as the API shows it ------------------------------------------------------------
+
+
+def get_day(desk, day: str, as_: str = "market"):
+    response = desk.client.get(f"/api/v1/calendar/{day}", headers=desk.headers[as_])
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_any_user_reads_a_day_with_where_its_status_comes_from(desk):
+    assert_2027_is_a_year_without_data()
+    assert get_day(desk, "2026-02-17") == {
+        "day": "2026-02-17",
+        "working": False,
+        "source": "library",
+        "name": "春节",
+    }
+    assert get_day(desk, "2026-02-14")["working"] is True  # a make-up Saturday, announced
+    assert get_day(desk, "2027-01-01") == {
+        "day": "2027-01-01",
+        "working": False,
+        "source": "statutory",
+        "name": "元旦",
+    }
+    assert get_day(desk, "2027-02-08", as_="agent")["name"] == "春节"  # 初三
+    assert get_day(desk, "2030-10-03")["source"] == "statutory"
+    assert get_day(desk, "2027-01-04") == {
+        "day": "2027-01-04",
+        "working": True,
+        "source": "weekday",
+        "name": "",
+    }
+    assert put_day(desk, "2027-01-04", False, note="台风停工").status_code == 200
+    assert get_day(desk, "2027-01-04") == {
+        "day": "2027-01-04",
+        "working": False,
+        "source": "override",
+        "name": "",
+    }
+    assert desk.client.get("/api/v1/calendar/2027-01-04").status_code == 401
+    assert (
+        desk.client.get("/api/v1/calendar/2027-02-30", headers=desk.headers["agent"]).status_code
+        == 422
+    )
+
+
+def test_the_admin_sees_what_a_year_not_yet_announced_lacks(desk):
+    assert_2027_is_a_year_without_data()
+    put_day(desk, "2027-02-20", True, note="春节调休")
+    year = desk.client.get("/api/v1/calendar/years/2027", headers=desk.headers["admin"]).json()
+    assert year["announced"] is False
+    assert "调休" in year["warning"]
+    assert [d["day"] for d in year["statutory_holidays"]][:5] == [
+        "2027-01-01",
+        "2027-02-05",
+        "2027-02-06",
+        "2027-02-07",
+        "2027-02-08",
+    ]
+    assert all(d["working"] is False for d in year["statutory_holidays"])
+    assert year["overrides"] == [
+        {"day": "2027-02-20", "working": True, "source": "override", "name": ""}
+    ]
+    announced = desk.client.get("/api/v1/calendar/years/2026", headers=desk.headers["admin"])
+    assert announced.json()["announced"] is True
+    assert announced.json()["warning"] == ""
+    assert (
+        desk.client.get("/api/v1/calendar/years/2027", headers=desk.headers["market"]).status_code
+        == 403
+    )
+    assert (
+        desk.client.get("/api/v1/calendar/years/1900", headers=desk.headers["admin"]).status_code
+        == 422
+    )
