@@ -40,6 +40,7 @@ from hotline.core.db import utcnow
 from hotline.core.errors import AppError, Conflict, Forbidden, NotFound
 from hotline.core.events import publish_after_commit
 from hotline.core.jobs import enqueue_after_commit
+from hotline.core.phones import normalise_phone
 from hotline.core.settings import get_settings
 
 CHANNELS = ("phone", "app", "web", "wechat", "open311", "110")
@@ -365,7 +366,7 @@ def create(
         number=_next_number(session, received_at),
         channel=channel,
         caller_name=caller_name,
-        caller_phone=caller_phone,
+        caller_phone=normalise_phone(caller_phone),
         content=content,
         address=address,
         town_code=(location["town"] or {}).get("code"),
@@ -464,11 +465,13 @@ def caller_history(session: Session, phone: str, limit: int = 20) -> list[dict[s
 def caller_histories(
     session: Session, phones: Iterable[str], limit: int = 20
 ) -> dict[str, list[dict[str, Any]]]:
-    """``caller_history`` of several callers in one query (a batch of answered calls)."""
-    wanted = sorted({p for p in phones if p})
-    histories: dict[str, list[dict[str, Any]]] = {p: [] for p in wanted}
+    """``caller_history`` of several callers in one query (a batch of answered calls), keyed
+    by the numbers as given; each is looked up in its canonical spelling."""
+    canonical = {p: normalise_phone(p) for p in phones if p}
+    wanted = sorted({c for c in canonical.values() if c})
+    found: dict[str, list[dict[str, Any]]] = {c: [] for c in wanted}
     if not wanted:
-        return histories
+        return {p: [] for p in canonical}
     ranked = (
         select(
             Ticket.id,
@@ -489,7 +492,7 @@ def caller_histories(
         .order_by(Ticket.caller_phone, ranked.c.rank)
     )
     for t in tickets:
-        histories[t.caller_phone].append(
+        found[t.caller_phone].append(
             {
                 "number": t.number,
                 "status": t.status,
@@ -501,7 +504,7 @@ def caller_histories(
                 "reply": t.reply,
             }
         )
-    return histories
+    return {given: found.get(canonical_form, []) for given, canonical_form in canonical.items()}
 
 
 def overdue_by_department(session: Session) -> list[dict[str, Any]]:

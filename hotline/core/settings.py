@@ -45,6 +45,11 @@ class Settings(BaseSettings):
         15, ge=1, description="how long failed log-ins are remembered"
     )
     timezone: str = Field("Asia/Shanghai", description="the hotline's local time zone")
+    local_area_code: str = Field(
+        "0756",
+        pattern=r"^0\d{2,3}$",
+        description="the area code of landlines dialled without one (caller history, duplicates)",
+    )
     cti_token: SecretStr = Field(
         SecretStr("development-cti-token"), description="X-CTI-Token for telephony call events"
     )

@@ -295,3 +295,20 @@ def test_a_report_for_plain_dates_is_answered_not_a_server_error(desk):
         headers=desk.headers["agent"],
     )
     assert answer.status_code in (200, 400, 422), answer.text
+
+
+def test_the_same_caller_spelt_another_way_is_the_same_caller(desk):
+    """The PBX, an app and the 110 hand-over spell one number differently."""
+    from_the_pbx = desk.create(caller_phone="13812349999")
+    from_an_app = desk.create(caller_phone="+86-138-1234-9999")
+    assert from_an_app["possible_duplicates"] == [from_the_pbx["number"]]
+    assert desk.get(from_an_app["number"], as_="agent")["caller_phone"] == "13812349999"
+    for spelling in ("13812349999", "+8613812349999", "0086-138-1234-9999"):
+        history = desk.client.get(
+            f"/api/v1/callers/{spelling}/history", headers=desk.headers["agent"]
+        )
+        assert history.status_code == 200, history.text
+        assert {t["number"] for t in history.json()} == {
+            from_the_pbx["number"],
+            from_an_app["number"],
+        }, spelling
