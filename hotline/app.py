@@ -5,8 +5,17 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI
+from fastapi.openapi.docs import (
+    get_redoc_html,
+    get_swagger_ui_html,
+    get_swagger_ui_oauth2_redirect_html,
+)
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from agents_ui.gateway import Gateway
@@ -59,13 +68,71 @@ def _warm_up() -> None:
     kb_search.tokenizer()
 
 
+# The API documentation's assets come from the fastapi-offline package: FastAPI's own /docs
+# and /redoc load Swagger UI, ReDoc and fonts from a CDN, and government intranets have no
+# internet. ReDoc still names a logo on its CDN; the policy keeps the browser from asking.
+_DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+_DOCS_ASSETS_URL = "/static-offline-docs"
+_DOCS_HEADERS = {
+    "Content-Security-Policy": "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self' 'unsafe-inline'",  # both pages start from an inline script
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data:",
+            "worker-src 'self' blob:",  # ReDoc's search
+            "connect-src 'self'",
+            "object-src 'none'",
+            "frame-ancestors 'none'",
+        ]
+    )
+}
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    app.mount(_DOCS_ASSETS_URL, StaticFiles(directory=_DOCS_ASSETS), name="offline-docs")
+    favicon = f"{_DOCS_ASSETS_URL}/favicon.png"
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        page = get_swagger_ui_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - Swagger UI",
+            oauth2_redirect_url=app.swagger_ui_oauth2_redirect_url,
+            swagger_js_url=f"{_DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{_DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+        )
+        page.headers.update(_DOCS_HEADERS)
+        return page
+
+    @app.get(app.swagger_ui_oauth2_redirect_url, include_in_schema=False)
+    async def swagger_ui_redirect() -> HTMLResponse:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        page = get_redoc_html(
+            openapi_url=app.openapi_url,
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{_DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        )
+        page.headers.update(_DOCS_HEADERS)
+        return page
+
+
 def create_app() -> FastAPI:
     app = FastAPI(
         title="12345 热线 hotline & ticket dispatch",
         version="0.1.0",
         description="Citizen hotline intake, routing by 属地管理、分级负责, tickets, KPI.",
         lifespan=_lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    _add_offline_docs(app)
     install_error_handlers(app)
     # Call events refuse NUL one by one (CallEventIn), keeping the rest of their batch.
     app.add_middleware(

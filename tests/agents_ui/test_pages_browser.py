@@ -770,3 +770,64 @@ def test_axe_finds_no_serious_violations(browser, server, axe_script, name, user
         violations = _axe_violations(page, axe_script)
         assert violations == [], "\n".join(violations)
     page.context.close()
+
+
+# -- the API documentation, offline --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "drawn"),
+    [("/docs", ".swagger-ui .opblock-tag"), ("/redoc", ".api-content h1")],
+)
+def test_the_api_documentation_renders_with_no_internet(browser, server, path, drawn):
+    """Government intranets have no internet: every request off this machine fails here."""
+    context = browser.new_context(viewport={"width": 1440, "height": 900})
+    outside: list[str] = []
+
+    def local_only(route) -> None:
+        host = httpx.URL(route.request.url).host
+        if host in ("127.0.0.1", "localhost"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", local_only)
+    page = context.new_page()
+    try:
+        page.goto(f"{server.url}{path}")
+        expect(page.locator(drawn).first).to_be_visible(timeout=20_000)
+        expect(page.get_by_text("12345 热线 hotline & ticket dispatch").first).to_be_visible()
+        assert outside == [], outside
+    finally:
+        context.close()
+
+
+# Draws a character on a canvas in the page's own font and compares the pixels with those of a
+# code point no font has (U+10FFFD, private use): identical pixels mean the character came out
+# as the "missing glyph" box.
+_DRAWN_AS_MISSING_GLYPH = """(text) => {
+  const font = getComputedStyle(document.body).font;
+  const pixels = (t) => {
+    const canvas = document.createElement("canvas");
+    canvas.width = 64; canvas.height = 64;
+    const ctx = canvas.getContext("2d");
+    ctx.font = font.replace(/\\d+px/, "40px");
+    ctx.fillText(t, 4, 48);
+    return Array.from(ctx.getImageData(0, 0, 64, 64).data).join(",");
+  };
+  const missing = pixels("\\u{10FFFD}");
+  return Array.from(text).filter((ch) => ch.trim() && pixels(ch) === missing);
+}"""
+
+
+def test_chinese_is_drawn_with_real_glyphs(browser, server):
+    """Without a CJK font (fonts-noto-cjk) chromium draws Chinese as empty boxes: every page
+    and every screenshot would be unreadable."""
+    page = open_page(browser, server, "agent1")
+    try:
+        heading = page.locator("h1").first.inner_text()
+        assert re.search(r"[\u4e00-\u9fff]", heading), heading
+        assert page.evaluate(_DRAWN_AS_MISSING_GLYPH, heading + "话务台工单知识库") == []
+    finally:
+        page.context.close()

@@ -146,6 +146,7 @@ OUTSIDE_API = {
     ("GET", "/docs"),
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    ("MOUNT", "/static-offline-docs"),
     ("GET", "/open311/v2/services.{fmt}"),
     ("GET", "/open311/v2/services/{code}.{fmt}"),
     ("POST", "/open311/v2/requests.{fmt}"),
