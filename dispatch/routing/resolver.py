@@ -363,7 +363,9 @@ class LocationResolver:
                 notes.append((NOTE_NARROWED, f"{name}结合所提到的区确定为{town.name}"))
                 continue
             # A named area that keeps some candidates but not all (金湾区珠海大道) drops the rest.
-            pending.append((name, tuple(inside) if 1 < len(inside) < len(candidates) else candidates))
+            pending.append(
+                (name, tuple(inside) if 1 < len(inside) < len(candidates) else candidates)
+            )
         pending = self._cross(pending, towns, reading, notes)
         for name, candidates in pending:
             unresolved.extend(candidates)
