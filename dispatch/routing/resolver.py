@@ -10,8 +10,13 @@ Reading one source (the address, or the text):
   * a not_zhuhai name makes the location outside Zhuhai, whatever else matched;
   * towns count only on dates they exist (凤山街道 from 2020-06-22); dated places
     (梅溪 lay in 前山街道 before 2020-06-22) give the town of that date;
-  * an ambiguous place (东澳村) gives candidate towns unless a town or area matched in the
-    same source narrows them to exactly one;
+  * an ambiguous place (东澳村, or a road through several towns such as 情侣路) gives
+    candidate towns unless a town or area matched in the same source narrows them to exactly
+    one, or two such places share exactly one town (a crossing); candidates that all lie in
+    one area give that area (enough for area-level matters);
+  * a town's short name followed by a road or compound word (白蕉路, 唐家市场) is part of that
+    name: it counts as the town only when nothing else in the source names a town or a place
+    with candidate towns, and never against an area named with it (井岸镇白蕉路 is in 井岸);
   * two or more different towns: ambiguous, with those towns as candidates;
   * an area that does not contain the one town named is a conflict settled by the town;
   * a district named together with a functional area inside it keeps the functional area.
@@ -44,6 +49,34 @@ NOTE_MULTIPLE_TOWNS = "location.multiple_towns"  # different towns named togethe
 NOTE_MULTI_AREA = "location.multi_area"  # the names point into more than one area
 NOTE_FROM_TEXT = "location.from_text"  # the location came from the request text
 NOTE_TEXT_IGNORED = "location.text_ignored"  # the text said something the address overrides
+NOTE_NAME_PART = "location.name_part"  # a town's name read as part of a road or compound name
+
+# Words that, right after a town's short name, make it part of a longer name (白蕉路 lies in
+# 井岸镇), so it only weakly says where the request happened.
+_NAME_SUFFIXES = (
+    "路",
+    "大道",
+    "大街",
+    "街",
+    "巷",
+    "大桥",
+    "桥",
+    "花园",
+    "新村",
+    "小区",
+    "苑",
+    "新城",
+    "城",
+    "大厦",
+    "广场",
+    "市场",
+    "公园",
+    "中学",
+    "小学",
+    "学校",
+    "医院",
+    "站",
+)
 
 _CITY, _AREA, _TOWN, _PLACE, _OUTSIDE = range(5)
 
@@ -92,6 +125,8 @@ class _Reading:
     outside: list[str] = field(default_factory=list)
     towns: dict[str, Town] = field(default_factory=dict)
     town_names: dict[str, list[str]] = field(default_factory=dict)
+    weak_towns: dict[str, Town] = field(default_factory=dict)
+    weak_names: dict[str, list[str]] = field(default_factory=dict)
     areas: dict[str, Area] = field(default_factory=dict)
     groups: list[tuple[str, tuple[Town, ...]]] = field(default_factory=list)
     city: bool = False
@@ -148,7 +183,8 @@ class LocationResolver:
         self._automaton = ahocorasick.Automaton()
         for name, found in entries.items():
             dated = any(self._is_dated(e) for e in found)
-            self._automaton.add_word(name, (name, tuple(found), dated))
+            short = any(e.kind == _TOWN and e.ref.name != name for e in found)
+            self._automaton.add_word(name, (name, tuple(found), dated, short))
         self._automaton.make_automaton()
 
     # -- public ------------------------------------------------------------------------------
@@ -197,29 +233,34 @@ class LocationResolver:
 
     def _iter_matches(
         self, text: str
-    ) -> Iterator[tuple[int, tuple[str, tuple[_Entry, ...], bool]]]:
+    ) -> Iterator[tuple[int, tuple[str, tuple[_Entry, ...], bool, bool]]]:
         """All (end index, key value) matches, overlapping ones included."""
         return self._automaton.iter(text)
 
-    def _scan(self, text: str, on: date) -> list[tuple[str, tuple[_Entry, ...]]]:
-        """Leftmost-longest non-overlapping names in ``text`` that exist on ``on``."""
+    def _scan(self, text: str, on: date) -> list[tuple[str, tuple[_Entry, ...], bool]]:
+        """Leftmost-longest non-overlapping names in ``text`` that exist on ``on``.
+
+        Each comes with ``part``: a town's short name that begins a longer road or compound
+        name (白蕉 in 白蕉路).
+        """
         if not text:
             return []
         hits = []
-        for end, (name, found, dated) in self._iter_matches(text):
+        for end, (name, found, dated, short) in self._iter_matches(text):
             if dated:
                 found = tuple(e for e in found if self._valid(e, on))
                 if not found:
                     continue  # a name that does not exist on this date must not hide others
-            hits.append((end - len(name) + 1, -len(name), name, found))
+            hits.append((end - len(name) + 1, -len(name), name, found, short))
         if len(hits) > 1:
             hits.sort(key=lambda hit: (hit[0], hit[1]))
         chosen = []
         position = 0
-        for start, negative_length, name, found in hits:
+        for start, negative_length, name, found, short in hits:
             if start >= position:
-                chosen.append((name, found))
                 position = start - negative_length
+                part = short and text.startswith(_NAME_SUFFIXES, position)
+                chosen.append((name, found, part))
         return chosen
 
     @staticmethod
@@ -247,9 +288,9 @@ class LocationResolver:
 
     # -- reading one source ------------------------------------------------------------------
 
-    def _read(self, matches: list[tuple[str, tuple[_Entry, ...]]], on: date) -> _Reading:
+    def _read(self, matches: list[tuple[str, tuple[_Entry, ...], bool]], on: date) -> _Reading:
         reading = _Reading()
-        for name, found in matches:
+        for name, found, part in matches:
             reading.matched.append(name)
             for entry in found:
                 kind = entry.kind
@@ -259,6 +300,9 @@ class LocationResolver:
                     reading.city = True
                 elif kind == _AREA:
                     reading.areas.setdefault(entry.ref.code, entry.ref)
+                elif kind == _TOWN and part:
+                    reading.weak_towns.setdefault(entry.ref.code, entry.ref)
+                    reading.weak_names.setdefault(entry.ref.code, []).append(name)
                 elif kind == _TOWN:
                     self._add_town(reading, entry.ref, name)
                 else:
@@ -302,7 +346,9 @@ class LocationResolver:
             if not any(self._encloses.get(f) == a.code for f in reading.areas)
         ]
         towns = dict(reading.towns)
+        self._weigh_name_parts(reading, towns, areas, notes)
         unresolved: list[Town] = []
+        pending: list[tuple[str, tuple[Town, ...]]] = []
         for name, candidates in reading.groups:
             named = [c for c in candidates if c.code in towns]
             if len(named) >= 1:
@@ -316,8 +362,19 @@ class LocationResolver:
                 reading.town_names.setdefault(town.code, []).append(name)
                 notes.append((NOTE_NARROWED, f"{name}结合所提到的区确定为{town.name}"))
                 continue
+            # A named area that keeps some candidates but not all (金湾区珠海大道) drops the rest.
+            pending.append(
+                (name, tuple(inside) if 1 < len(inside) < len(candidates) else candidates)
+            )
+        pending = self._cross(pending, towns, reading, notes)
+        for name, candidates in pending:
             unresolved.extend(candidates)
             notes.append((NOTE_AMBIGUOUS, f"{name}可能在{_names(candidates)}，不能确定"))
+        if unresolved and not towns:
+            area = self._one_governing_area(unresolved, areas)
+            if area is not None:
+                notes.append((NOTE_AREA_ONLY, f"只能确定到{area.name}，未能确定镇街"))
+                return _Settled(area=area, matched=matched, notes=tuple(notes))
 
         if len(towns) == 1 and not unresolved:
             town = next(iter(towns.values()))
@@ -373,6 +430,62 @@ class LocationResolver:
         if reading.city:
             notes.append((NOTE_CITY_ONLY, f"只提到{self.ruleset.city_name}，未指明区或镇街"))
         return _Settled(matched=matched, notes=tuple(notes))
+
+    def _weigh_name_parts(
+        self,
+        reading: _Reading,
+        towns: dict[str, Town],
+        areas: list[Area],
+        notes: list[Note],
+    ) -> None:
+        """Count a town named only inside a road or compound name when nothing better says where.
+
+        A town, or a place pointing to towns, wins over it (白蕉路 in 井岸镇); so does an area
+        named with it that does not contain it.
+        """
+        if not reading.weak_towns:
+            return
+        if towns or reading.groups:
+            parts = "、".join(dict.fromkeys(n for ns in reading.weak_names.values() for n in ns))
+            notes.append((NOTE_NAME_PART, f"{parts}是路名或小区名的一部分，不作为镇街"))
+            return
+        for code, town in reading.weak_towns.items():
+            if all(self._contains(a.code, town) for a in areas):
+                towns[code] = town
+                reading.town_names.setdefault(code, []).extend(reading.weak_names[code])
+
+    @staticmethod
+    def _cross(
+        pending: list[tuple[str, tuple[Town, ...]]],
+        towns: dict[str, Town],
+        reading: _Reading,
+        notes: list[Note],
+    ) -> list[tuple[str, tuple[Town, ...]]]:
+        """Places that each allow several towns, named together, allow only the towns they share
+        (two roads that cross). Sharing none, they stay as they were."""
+        if len(pending) < 2:
+            return pending
+        common = set.intersection(*({t.code for t in group} for _, group in pending))
+        if not common:
+            return pending
+        names = "与".join(name for name, _ in pending)
+        shared = tuple(t for t in pending[0][1] if t.code in common)
+        if len(shared) > 1:
+            return [(names, shared)]
+        town = shared[0]
+        towns.setdefault(town.code, town)
+        reading.town_names.setdefault(town.code, []).extend(name for name, _ in pending)
+        notes.append((NOTE_NARROWED, f"{names}结合确定为{town.name}"))
+        return []
+
+    def _one_governing_area(self, candidates: list[Town], areas: list[Area]) -> Area | None:
+        """The area that runs every candidate town, if it is one and no named area denies it."""
+        governing = {t.governing_area for t in candidates}
+        if len(governing) != 1:
+            return None
+        if not all(self._contains(a.code, t) for a in areas for t in candidates):
+            return None
+        return self.ruleset.area_by_code[governing.pop()]
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -86,6 +86,9 @@ class Town:
 class Place:
     """A named place. Exactly one of ``town``, ``area`` or ``ambiguous`` (>= 2 towns) is set.
 
+    ``ambiguous`` lists the towns the name may point into: a name used in several towns
+    (东澳村) or a road running through several (情侣路); routing never picks one by itself.
+
     ``town_before`` holds ``(boundary, town)`` pairs sorted by boundary: on a day before
     ``boundary`` the place lay in ``town`` (YAML key ``before_YYYY_MM_DD``).
     """
@@ -380,11 +383,14 @@ def default_reference_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "reference"
 
 
-def load_reference(directory: Path | None = None) -> RuleSet:
+def load_reference(directory: Path | None = None, *, places_file: bool = True) -> RuleSet:
     """Load gazetteer.yaml, departments.yaml and matters.yaml from ``directory`` into a RuleSet.
 
     Town offices (one per town, ``T-<town code>``) and the desk are generated as
-    departments.yaml describes. Raises :class:`RuleSetError` on inconsistent data.
+    departments.yaml describes. The places of places.yaml (roads, landmarks, compounds,
+    communities, villages) join the gazetteer's unless ``places_file`` is False (the resolver
+    as it was before that file, for comparisons). Raises :class:`RuleSetError` on
+    inconsistent data.
     """
     directory = directory or default_reference_dir()
     gazetteer = _read_yaml(directory / "gazetteer.yaml")
@@ -394,6 +400,9 @@ def load_reference(directory: Path | None = None) -> RuleSet:
     areas = tuple(_area(row) for row in gazetteer["areas"])
     towns = tuple(_town(row) for row in gazetteer["towns"])
     places = tuple(_place(row) for row in gazetteer.get("places") or ())
+    places_path = directory / PLACES_FILE
+    if places_file and places_path.exists():
+        places += _places_file(_read_yaml(places_path), areas, towns)
     departments = _departments(departments_doc, towns)
     matters = tuple(_matter(row) for row in matters_doc["matters"])
     return RuleSet(
@@ -470,6 +479,63 @@ def _place(row: Mapping[str, Any]) -> Place:
         ambiguous=_strings(row.get("ambiguous")),
         town_before=tuple(sorted(before)),
     )
+
+
+PLACES_FILE = "places.yaml"
+PLACES_SECTIONS = ("roads", "landmarks", "compounds", "communities", "villages")
+_PLACES_FILE_KEYS = {"name", "aliases", "town", "towns", "area", "note"}
+
+
+def _places_file(
+    document: Mapping[str, Any], areas: Iterable[Area], towns: Iterable[Town]
+) -> tuple[Place, ...]:
+    """The places of places.yaml; towns and areas may be given by name, alias or code.
+
+    ``towns`` (a road through several towns, or a name used in several) becomes the place's
+    candidate towns (``Place.ambiguous``); each alias becomes a place of its own.
+    """
+    town_codes: dict[str, str] = {}
+    for town in towns:
+        for key in (town.code, town.name, *town.aliases):
+            town_codes[key] = town.code
+    area_codes = {key: a.code for a in areas for key in (a.code, a.name, *a.aliases)}
+
+    def town_code(value: Any, name: str) -> str:
+        code = town_codes.get(str(value))
+        if code is None:
+            raise RuleSetError(f"{PLACES_FILE}: place {name!r}: unknown town {value!r}")
+        return code
+
+    result: list[Place] = []
+    for section in document:
+        if section not in PLACES_SECTIONS:
+            raise RuleSetError(f"{PLACES_FILE}: unknown section {section!r}")
+    for section in PLACES_SECTIONS:
+        for row in document.get(section) or ():
+            name = str(row["name"])
+            before: list[tuple[date, str]] = []
+            for key, value in row.items():
+                match = _BEFORE_KEY.match(str(key))
+                if match:
+                    year, month, day = (int(g) for g in match.groups())
+                    before.append((date(year, month, day), town_code(value, name)))
+                elif key not in _PLACES_FILE_KEYS:
+                    raise RuleSetError(f"{PLACES_FILE}: place {name!r}: unknown key {key!r}")
+            area = row.get("area")
+            if area is not None and str(area) not in area_codes:
+                raise RuleSetError(f"{PLACES_FILE}: place {name!r}: unknown area {area!r}")
+            town = row.get("town")
+            for alias in (name, *_strings(row.get("aliases"))):
+                result.append(
+                    Place(
+                        name=alias,
+                        town=None if town is None else town_code(town, name),
+                        area=None if area is None else area_codes[str(area)],
+                        ambiguous=tuple(town_code(t, name) for t in row.get("towns") or ()),
+                        town_before=tuple(sorted(before)),
+                    )
+                )
+    return tuple(result)
 
 
 def _departments(document: Mapping[str, Any], towns: Iterable[Town]) -> tuple[Department, ...]:

@@ -72,6 +72,22 @@ def test_unknown_matter_is_a_422_with_a_stable_code(client, agent):
     assert response.json()["error"]["code"] == "routing.unknown_matter"
 
 
+def test_seeded_places_file_routes_from_the_database(client, agent):
+    # places.yaml reaches the engine through the places table, candidate towns included
+    road = preview(client, agent, text="油烟扰民", address="井岸镇白蕉路8号", matter_code="HB-02")
+    assert road["department"]["code"] == "T-440403107"
+    across = preview(client, agent, text="商家不退款", address="情侣路", matter_code="SC-01")
+    assert across["reason_code"] == "desk.ambiguous"
+    assert {c["name"] for c in across["candidates"]} == {
+        "拱北街道",
+        "吉大街道",
+        "香湾街道",
+        "唐家湾镇",
+    }
+    landmark = preview(client, agent, text="在长隆门口买东西被宰", address="", matter_code="SC-01")
+    assert landmark["department"]["code"] == "HQ-COMMERCE"
+
+
 def test_only_hotline_staff_may_preview(client, make_user):
     department = make_user("xz", "department", departments=("XZ-MARKET",))
     response = client.post("/api/v1/routing/preview", json={"text": "x"}, headers=department)
