@@ -438,6 +438,7 @@ class Cluster:
         self.root = root
         self.database = database
         self.redis: RedisServer | EmbeddedRedis
+        root.mkdir(parents=True, exist_ok=True)
         if embedded_redis:
             # No HOTLINE_REDIS_URL: the processes start (and restart) the server themselves.
             self.redis = EmbeddedRedis(root / "data")
