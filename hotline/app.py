@@ -25,10 +25,12 @@ from agents_ui.pages import router as pages_router
 from dispatch.open311.router import router as open311_router
 from dispatch.routing import suggest as routing_suggest
 from dispatch.routing.router import router as routing_router
+from dispatch.tickets import jobs as ticket_jobs
 from dispatch.tickets.router import router as tickets_router
 from hotline.calls.ivr_router import router as ivr_router
 from hotline.calls.police_router import router as police_router
 from hotline.calls.router import router as calls_router
+from hotline.core import reconcile
 from hotline.core.concurrency import RequestConcurrencyLimit
 from hotline.core.errors import install_error_handlers
 from hotline.core.guards import RejectNulCharacters
@@ -36,6 +38,7 @@ from hotline.core.metrics import MeasureRequests, watch_gc
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
 from hotline.kpi.router import router as kpi_router
+from knowledgebase import jobs as kb_jobs
 from knowledgebase import search as kb_search
 from knowledgebase.router import router as kb_router
 
@@ -123,7 +126,15 @@ def _add_offline_docs(app: FastAPI) -> None:
         return page
 
 
+def register_reschedulers() -> None:
+    """What each domain asks again of Redis after it lost its data (hotline.core.reconcile):
+    automatically when a process sees a new Redis, or by hand with `hotline jobs reschedule`."""
+    reconcile.register_rescheduler("tickets", ticket_jobs.reschedule_running)
+    reconcile.register_rescheduler("articles", kb_jobs.reschedule_review_reminders)
+
+
 def create_app() -> FastAPI:
+    register_reschedulers()
     app = FastAPI(
         title="12345 热线 hotline & ticket dispatch",
         version="0.1.0",

@@ -59,10 +59,41 @@ def _prepare_database(*, upgrade_postgres: bool = False) -> None:
         raise typer.Exit(2) from exc
 
 
-def _prepare_redis() -> str:
-    from hotline.core.redis import redis_url
+@app.callback()
+def _one_shot_commands_start_no_redis(ctx: typer.Context) -> None:
+    """珠海12345 hotline & ticket dispatch."""
+    # seed, user create and the like relay what they can to a Redis that runs and leave the
+    # rest in the outbox: a command that exits must not leave an embedded server behind.
+    # The long-running commands (serve, worker, demo) allow it again in _prepare_redis.
+    from hotline.core.redis import allow_embedded_start
 
+    allow_embedded_start(False)
+    # Called in-process (tests, scripts), the command must not change the caller's rule.
+    ctx.call_on_close(allow_embedded_start)
+
+
+def _prepare_redis() -> str:
+    """For long-running commands: the Redis URL, starting the embedded server if needed and
+    counting this process among its users (see _release_redis)."""
+    from hotline.core.redis import redis_url, use_embedded_redis
+
+    if get_settings().uses_embedded_redis:
+        return use_embedded_redis()
     return redis_url()
+
+
+def _release_redis() -> None:
+    """The last long-running process of a data dir stops the embedded server on its way out."""
+    from hotline.core.redis import release_embedded_redis
+
+    if release_embedded_redis():
+        typer.echo("embedded Redis stopped (no other hotline process used it)", err=True)
+
+
+def _register_reschedulers() -> None:
+    from hotline.app import register_reschedulers
+
+    register_reschedulers()
 
 
 @app.command()
@@ -77,14 +108,17 @@ def serve(
     _prepare_redis()
     import uvicorn
 
-    uvicorn.run(
-        "hotline.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=get_settings().log_level.lower(),
-    )
+    try:
+        uvicorn.run(
+            "hotline.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=get_settings().log_level.lower(),
+        )
+    finally:
+        _release_redis()
 
 
 @app.command()
@@ -95,9 +129,13 @@ def worker(
     """Run an rq worker with its scheduler (reminders, renders, imports)."""
     _setup_logging()
     _prepare_redis()
+    _register_reschedulers()
     from hotline.core.worker import run_worker
 
-    run_worker(burst=burst, name=name)
+    try:
+        run_worker(burst=burst, name=name)
+    finally:
+        _release_redis()
 
 
 @db_app.command("upgrade")
@@ -288,15 +326,13 @@ app.add_typer(jobs_app, name="jobs")
 def jobs_reschedule() -> None:
     """Ask again for every scheduled job the database implies (ticket reminders and deadline
     checks, article review reminders): after Redis lost its data. Safe to run at any time."""
-    from dispatch.tickets import jobs as ticket_jobs
-    from hotline.core.db import transaction
-    from knowledgebase import jobs as kb_jobs
+    from hotline.core import reconcile
 
     _setup_logging()
     _prepare_database()
-    with transaction() as session:
-        tickets = ticket_jobs.reschedule_running(session)
-        articles = kb_jobs.reschedule_review_reminders(session)
+    _register_reschedulers()
+    counts = reconcile.reschedule_all()
+    tickets, articles = counts["tickets"], counts["articles"]
     typer.echo(f"asked again for the jobs of {tickets} running tickets and {articles} articles")
 
 
@@ -415,10 +451,7 @@ def demo(
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
-        if settings.uses_embedded_redis:
-            from hotline.core.redis import stop_embedded_redis
-
-            stop_embedded_redis(settings.resolved_data_dir)
+        _release_redis()
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m hotline`

@@ -18,6 +18,10 @@ HTTP_LATENCY = Histogram(
 )
 EVENTS_PUBLISHED = Counter("hotline_events_published_total", "Events published over Redis")
 JOBS_ENQUEUED = Counter("hotline_jobs_enqueued_total", "Jobs handed from the outbox to rq")
+REDIS_RECONCILIATIONS = Counter(
+    "hotline_redis_reconciliations_total",
+    "Times this process asked again for every scheduled job after seeing a new Redis server",
+)
 
 
 class MeasureRequests:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +29,10 @@ from rq.exceptions import DuplicateJobError
 from sqlalchemy import Connection, bindparam, delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from hotline.core import counters, metrics
+from hotline.core import counters, metrics, reconcile
 from hotline.core.db import get_engine, utcnow
 from hotline.core.models import Event, OutboxMessage
-from hotline.core.redis import get_redis
+from hotline.core.redis import EmbeddedRedisNotAnswering, EmbeddedRedisUnavailable, get_redis
 from hotline.core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,16 @@ def _publish(messages: list[dict[str, Any]]) -> None:
         metrics.EVENTS_PUBLISHED.inc(len(messages))
     except (redis.RedisError, OSError, RuntimeError) as exc:
         # Events are already in the log; subscribers catch up from it by id when Redis is back.
-        log.warning("could not publish %d events over Redis: %s", len(messages), exc)
+        # A one-shot command (seed, user create) does not start the embedded server: no news.
+        quiet = isinstance(exc, EmbeddedRedisUnavailable) and not isinstance(
+            exc, EmbeddedRedisNotAnswering
+        )
+        log.log(
+            logging.DEBUG if quiet else logging.WARNING,
+            "could not publish %d events over Redis: %s",
+            len(messages),
+            exc,
+        )
 
 
 def _enqueue(connection: redis.Redis, queues: dict[str, Queue], payload: dict[str, Any]) -> None:
@@ -330,6 +340,16 @@ def relay_pending(kinds: frozenset[str] | set[str] = KINDS) -> int:
             return total
 
 
+def watch_redis() -> None:
+    """One look at the Redis server (see :class:`hotline.core.reconcile.RedisWatch`)."""
+    try:
+        reconcile.watch.check(get_redis())
+    except (redis.RedisError, OSError, RuntimeError) as exc:
+        log.debug("Redis not watched this time: %s", exc)
+    except Exception:  # noqa: BLE001 - e.g. the database is away: the next look tries again
+        log.exception("asking again for the scheduled jobs of a new Redis failed")
+
+
 def pending_count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(OutboxMessage)) or 0
 
@@ -427,16 +447,26 @@ class RelayThread(threading.Thread):
     """Retries the outbox in the background of a long-running process (API or worker).
 
     It only wakes the process's relay thread: rows Redis did not take, or rows of a process
-    that died between its commit and its relay, leave on the next pass.
+    that died between its commit and its relay, leave on the next pass. Every
+    ``redis_watch_seconds`` it also looks whether Redis is a server this process has not seen
+    before, which has its scheduled jobs asked for again (hotline.core.reconcile), and which
+    starts the embedded server again if it was killed.
     """
 
     def __init__(self, interval: float | None = None) -> None:
         super().__init__(name="outbox-retry", daemon=True)
         self.interval = interval or get_settings().outbox_poll_seconds
+        self.watch_interval = get_settings().redis_watch_seconds
         self.stopped = threading.Event()
 
     def run(self) -> None:
-        while not self.stopped.wait(self.interval):
+        next_watch = time.monotonic()
+        while True:
+            if self.watch_interval and time.monotonic() >= next_watch:
+                watch_redis()
+                next_watch = time.monotonic() + self.watch_interval
+            if self.stopped.wait(self.interval):
+                return
             _relayer().wake()
 
     def stop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import redis
@@ -21,7 +22,8 @@ from hotline.core.auth import (
     log_in,
 )
 from hotline.core.events import events_after, last_event_id
-from hotline.core.redis import get_redis
+from hotline.core.redis import EmbeddedRedisNotAnswering, get_redis
+from hotline.core.settings import get_settings
 from hotline.core.topics import visible_topic_prefixes
 
 router = APIRouter()
@@ -83,14 +85,23 @@ def healthz(session: SessionDep, response: Response) -> dict:
     try:
         client = get_redis()
         client.ping()
-        workers = Worker.all(connection=client)
+        workers = _living_workers(client)
         state["redis"] = {"ok": True}
         state["workers"] = {
             "count": len(workers),
             "names": sorted(w.name for w in workers)[:20],
         }
+    except EmbeddedRedisNotAnswering as exc:
+        # Stopped, swapping or stuck: never replaced by a second server (that would split the
+        # system in two), so the operator has to know which process to look at.
+        state["redis"] = {"ok": False, "state": "not answering", "error": str(exc)[:300]}
+        state["workers"] = {"count": None}
     except (redis.RedisError, OSError, RuntimeError) as exc:
-        state["redis"] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        state["redis"] = {
+            "ok": False,
+            "state": "unreachable",
+            "error": f"{type(exc).__name__}: {exc}"[:300],
+        }
         state["workers"] = {"count": None}
     degraded = [part for part in ("database", "redis") if not state[part]["ok"]]
     if degraded:
@@ -106,6 +117,21 @@ def healthz(session: SessionDep, response: Response) -> dict:
     elif not state["workers"]["count"]:
         state["status"] = "no_workers"  # jobs queue up but nothing runs them: worth a look
     return state
+
+
+def _living_workers(client: redis.Redis) -> list[Worker]:
+    """Registered workers that sent a heartbeat lately. rq keeps a killed worker's
+    registration until its key expires; its heartbeats stop at once."""
+    settings = get_settings()
+    window = timedelta(
+        seconds=settings.worker_heartbeat_seconds + settings.worker_heartbeat_grace_seconds
+    )
+    oldest = datetime.now(UTC) - window
+    return [
+        w
+        for w in Worker.all(connection=client)
+        if w.last_heartbeat is not None and w.last_heartbeat >= oldest
+    ]
 
 
 @router.get("/metrics", tags=["operations"], include_in_schema=False)

@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     worker_maintenance_seconds: int = Field(
         60, ge=1, description="how often workers look for abandoned jobs and a dead scheduler"
     )
+    redis_watch_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="how often API and worker look whether Redis restarted (lost jobs); 0: never",
+    )
     log_level: str = Field("INFO", description="Python logging level")
     answer_threshold_seconds: int = Field(
         15, description="a call answered within this many seconds counts as answered in time"

@@ -9,7 +9,14 @@ What happens when things break (each case has a test in tests/production):
   re-read their state in their own transaction, so a retry never does the work twice.
 - Redis away: rq's scheduler process dies and rq itself quits its loop when Redis fails
   outside its wait for jobs. The worker waits until Redis answers and starts working again,
-  under the same name, with its scheduler.
+  under the same name, with its scheduler. The embedded server, if killed, is started again
+  by whichever process misses it first; one that is only stopped is waited for.
+- Redis restarted empty: the worker registers itself again (``/healthz`` lists workers by
+  their registration and heartbeats) and the scheduled jobs are asked for again
+  (hotline.core.reconcile).
+- Heartbeats: an idle worker heartbeats every ``min(worker_heartbeat_seconds,
+  worker_maintenance_seconds)``, a busy one every ``worker_heartbeat_seconds``; ``/healthz``
+  counts a worker whose last heartbeat is older than that plus the grace as gone.
 """
 
 from __future__ import annotations
@@ -22,13 +29,14 @@ import signal
 import threading
 
 import redis
-from rq import Queue, Worker
+from rq import Queue, Worker, worker_registration
 from rq.job import Job
 
+from hotline.core import reconcile
 from hotline.core.db import transaction
 from hotline.core.models import AuditEntry
 from hotline.core.outbox import RelayThread
-from hotline.core.redis import redis_url
+from hotline.core.redis import configured_redis_url, redis_url
 from hotline.core.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -90,9 +98,10 @@ def _make_worker(connection: redis.Redis, name: str | None) -> HotlineWorker:
         name=name,
         job_monitoring_interval=settings.worker_heartbeat_seconds,
         maintenance_interval=settings.worker_maintenance_seconds,
-        # An idle rq worker runs its maintenance only between two waits for a job, and waits
-        # worker_ttl - 15 s: rq's 420 s default would make the maintenance interval a wish.
-        worker_ttl=settings.worker_maintenance_seconds + 15,
+        # An idle rq worker heartbeats and runs its maintenance only between two waits for a
+        # job, and waits worker_ttl - 15 s: rq's 420 s default would make the maintenance
+        # interval a wish, and /healthz would take a live idle worker for a dead one.
+        worker_ttl=min(settings.worker_maintenance_seconds, settings.worker_heartbeat_seconds) + 15,
         heartbeat_grace=settings.worker_heartbeat_grace_seconds,
     )
 
@@ -103,8 +112,26 @@ def _wait_for_redis(connection: redis.Redis, stop: threading.Event) -> None:
         with contextlib.suppress(*_REDIS_ERRORS):
             if connection.ping():
                 return
+        # Starts the embedded server again if it is gone (never beside one only stopped).
+        with contextlib.suppress(*_REDIS_ERRORS, RuntimeError):
+            redis_url()
         stop.wait(pause)
         pause = min(pause * 2, 5.0)
+
+
+def _register_again(worker: HotlineWorker, client: redis.Redis) -> None:
+    """Put a running worker back into a Redis that restarted without it (emptied, or the
+    embedded one restored from a file older than the worker's registration)."""
+    if client.sismember(worker.redis_workers_keys, worker.key):
+        return
+    if worker.birth_date is None or worker.last_heartbeat is None:
+        return  # not registered yet: rq's own registration comes
+    log.warning("worker %s registers itself again with a new Redis", worker.name)
+    with client.pipeline() as pipeline:
+        pipeline.hset(worker.key, mapping=worker.serialize())
+        pipeline.expire(worker.key, worker.worker_ttl + 60)
+        worker_registration.register(worker, pipeline)
+        pipeline.execute()
 
 
 def _forget(worker: HotlineWorker) -> None:
@@ -122,14 +149,18 @@ def run_worker(
     """Work the queues until stopped (or until empty with ``burst``), through Redis outages."""
     # A connection of its own: rq raises the socket timeout of the connection it is given to
     # outlast its blocking wait for jobs, which the outbox relay must not inherit.
-    connection = redis.Redis.from_url(redis_url(), socket_connect_timeout=2)
+    connection = redis.Redis.from_url(configured_redis_url(), socket_connect_timeout=2)
     _die_with_the_worker()
+    current: list[HotlineWorker] = []
+    reconcile.watch.on_new_server(lambda client: current and _register_again(current[0], client))
     relay = RelayThread()
     relay.start()
     stop = threading.Event()
     try:
+        _wait_for_redis(connection, stop)
         while not stop.is_set():
             worker = _make_worker(connection, name)
+            current[:] = [worker]
             name = worker.name
             try:
                 worker.work(burst=burst, with_scheduler=with_scheduler)

@@ -175,3 +175,30 @@ def test_demo_starts_everything_and_prints_logins(tmp_path):
         _stop(process)
     assert process.returncode == 0
     assert not (tmp_path / "data" / "redis.sock").exists()
+
+
+@pytest.mark.slow
+def test_seed_and_user_create_leave_no_redis_server_behind(tmp_path):
+    from tests.production.cluster import embedded_redis_servers
+
+    env = _embedded_env(tmp_path)
+    data_dir = tmp_path / "data"
+    commands = [
+        ["seed"],
+        ["user", "create", "ops", "--role", "admin", "--password", "long-password-1"],
+    ]
+    try:
+        for args in commands:
+            done = subprocess.run(
+                [sys.executable, "-m", "hotline", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert embedded_redis_servers(data_dir) == [], f"hotline {args[0]} left one running"
+    finally:
+        from hotline.core.redis import stop_embedded_redis
+
+        stop_embedded_redis(data_dir)

@@ -278,6 +278,63 @@ class RedisServer:
         self.process = None
 
 
+def embedded_redis_servers(data_dir: Path) -> list[int]:
+    """The pids of every living redis-server working in ``data_dir`` (the embedded server
+    runs in its data dir), stopped or not: more than one is a split brain."""
+    wanted = str(data_dir.resolve())
+    found = []
+    for proc in glob.glob("/proc/[0-9]*"):
+        try:
+            if os.readlink(f"{proc}/cwd") != wanted:
+                continue
+            if b"redis-server" not in Path(f"{proc}/cmdline").read_bytes():
+                continue
+        except OSError:
+            continue
+        pid = int(proc.rsplit("/", 1)[1])
+        if alive(pid):
+            found.append(pid)
+    return sorted(found)
+
+
+class EmbeddedRedis:
+    """The embedded redis-server the cluster's own processes start in their data dir: the
+    test only watches it, signals it and, at the end, stops what is left of it."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = data_dir
+
+    @property
+    def socket_path(self) -> Path:
+        from hotline.core.redis import embedded_socket_path
+
+        return embedded_socket_path(self.dir.resolve())
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(
+            unix_socket_path=str(self.socket_path), socket_timeout=5, socket_connect_timeout=2
+        )
+
+    def servers(self) -> list[int]:
+        return embedded_redis_servers(self.dir)
+
+    def pid(self) -> int:
+        servers = self.servers()
+        assert len(servers) == 1, f"one embedded redis-server, not {servers}"
+        return servers[0]
+
+    def stop(self) -> None:
+        for pid in self.servers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+                os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not self.servers(), timeout=20, what="the embedded Redis to stop")
+        for pid in self.servers():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 # -- hotline processes -----------------------------------------------------------------------
 
 
@@ -368,12 +425,28 @@ class Cluster:
     """One system on private servers: a database cloned from the seeded template, a Redis,
     and whatever API processes and workers a test starts."""
 
-    def __init__(self, pg: PostgresServer, root: Path, database: str, **settings: str) -> None:
+    def __init__(
+        self,
+        pg: PostgresServer,
+        root: Path,
+        database: str,
+        *,
+        embedded_redis: bool = False,
+        **settings: str,
+    ) -> None:
         self.pg = pg
         self.root = root
         self.database = database
-        self.redis = RedisServer(root / "redis")
-        self.redis.start()
+        self.redis: RedisServer | EmbeddedRedis
+        root.mkdir(parents=True, exist_ok=True)
+        if embedded_redis:
+            # No HOTLINE_REDIS_URL: the processes start (and restart) the server themselves.
+            self.redis = EmbeddedRedis(root / "data")
+            redis_setting = {}
+        else:
+            self.redis = RedisServer(root / "redis")
+            self.redis.start()
+            redis_setting = {"HOTLINE_REDIS_URL": self.redis.url}
         self.processes: list[HotlineProcess] = []
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith(("HOTLINE_", "RQ_"))},
@@ -382,7 +455,7 @@ class Cluster:
             "HOTLINE_CTI_TOKEN": "cluster-test-cti-token-" + "y" * 20,
             "HOTLINE_DATA_DIR": str(root / "data"),
             "HOTLINE_DATABASE_URL": pg.url(database),
-            "HOTLINE_REDIS_URL": self.redis.url,
+            **redis_setting,
             "HOTLINE_LOG_LEVEL": "INFO",
             "HOTLINE_OUTBOX_POLL_SECONDS": "0.5",
             "PYTHONUNBUFFERED": "1",
@@ -751,10 +824,12 @@ def building_clusters(pg: PostgresServer) -> Iterator[Callable[..., Cluster]]:
     made: list[Cluster] = []
     root = Path(tempfile.mkdtemp(prefix="hotline-cluster-"))
 
-    def make(**settings: str) -> Cluster:
+    def make(*, embedded_redis: bool = False, **settings: str) -> Cluster:
         database = f"cluster_{os.getpid()}_{len(made)}_{int(time.time() * 1000) % 10**8}"
         pg.execute(f"CREATE DATABASE {database} TEMPLATE {TEMPLATE_DB}")
-        cluster = Cluster(pg, root / str(len(made)), database, **settings)
+        cluster = Cluster(
+            pg, root / str(len(made)), database, embedded_redis=embedded_redis, **settings
+        )
         made.append(cluster)
         return cluster
 
