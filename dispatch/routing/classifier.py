@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from dispatch.routing.suggest import _quiet_jieba, _tokenizer, _tokenizer_lock
+from dispatch.routing.suggest import _quiet_jieba, _tokenizer, _tokenizer_lock, normalise
 
 log = logging.getLogger(__name__)
 
@@ -130,11 +130,6 @@ def word_features(text: str) -> list[str]:
     """Word unigrams and bigrams of the expanded text (a module function: models pickle it)."""
     tokens = [t for t in _word_tokenizer().lcut(expand(text)) if any(c.isalnum() for c in t)]
     return tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]
-
-
-def normalise(text: str) -> str:
-    """What makes two requests "the same text" for the memory of people's choices."""
-    return "".join(ch for ch in text.lower() if ch.isalnum())
 
 
 def build_estimator(kind: str = "logreg"):
