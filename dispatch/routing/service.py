@@ -20,7 +20,7 @@ from dispatch.routing import models as m
 from dispatch.routing import ruleset as rs
 from dispatch.routing.engine import RoutingDecision, route
 from dispatch.routing.resolver import LocationResolver
-from dispatch.routing.suggest import MatterSuggester, ModelSuggester, Understanding, normalise
+from dispatch.routing.suggest import MatterSuggester, ModelSuggester, Understanding
 from hotline.core import counters
 from hotline.core.errors import AppError, NotFound
 from hotline.core.models import AuditEntry, Counter
@@ -101,8 +101,7 @@ def current_routing(session: Session) -> Routing:
         ).all()
         if choices:
             keywords = MatterSuggester(ruleset, learned=keywords.learn_weights(choices))
-        remembered = {normalise(text): code for text, code in choices}  # the latest wins
-        suggester = _suggester(session, ruleset, keywords, remembered)
+        suggester = _suggester(session, ruleset, keywords)
         _cache = Routing(revision, ruleset, LocationResolver(ruleset), suggester)
         return _cache
 
@@ -111,7 +110,6 @@ def _suggester(
     session: Session,
     ruleset: rs.RuleSet,
     keywords: MatterSuggester,
-    remembered: dict[str, str],
 ) -> ModelSuggester:
     """The classifier of the active model version, else of the shipped corpus; the keyword
     suggester only when no model can be had (scikit-learn missing, an unreadable model)."""
@@ -137,7 +135,6 @@ def _suggester(
         urgent_threshold=settings.suggest_urgent_threshold,
         catch_all=_catch_all(ruleset),
         model_version=version,
-        remembered=remembered,
     )
 
 

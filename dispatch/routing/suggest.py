@@ -250,7 +250,6 @@ class ModelSuggester:
         urgent_threshold: float,
         catch_all: str | None,
         model_version: int | None = None,
-        remembered: Mapping[str, str] | None = None,
     ) -> None:
         self.ruleset = ruleset
         self.model = model
@@ -260,10 +259,6 @@ class ModelSuggester:
         self.catch_all = catch_all
         self.model_version = model_version
         self._matters = {m.code: m for m in ruleset.matters}
-        # normalised text -> the matter people last chose for it: applies before any retraining
-        self._remembered = {
-            text: code for text, code in (remembered or {}).items() if code in self._matters
-        }
 
     def _suggestion(self, code: str, score: float) -> Suggestion:
         matter = self._matters[code]
@@ -279,10 +274,6 @@ class ModelSuggester:
                 [replace(s, urgent=self._matters[s.code].urgent) for s in found], False, "keywords"
             )
         ranked = [(code, p) for code, p in self.model.rank(text) if code in self._matters]
-        remembered = self._remembered.get(normalise(text))
-        if remembered is not None:
-            probability = max(0.99, dict(ranked).get(remembered, 0.0))
-            ranked = [(remembered, probability)] + [c for c in ranked if c[0] != remembered]
         if not ranked:
             return Understanding([], False, "model")
         top = ranked[:limit]
