@@ -29,7 +29,9 @@ def test_every_matter_has_training_and_heldout_requests():
 
 def test_heldout_requests_are_never_trained_on():
     train = {classifier.normalise(e.text) for e in classifier.load_corpus("train")}
-    heldout = [e for e in classifier.load_corpus("heldout") if classifier.normalise(e.text) in train]
+    heldout = [
+        e for e in classifier.load_corpus("heldout") if classifier.normalise(e.text) in train
+    ]
     assert heldout == []
 
 
@@ -128,7 +130,13 @@ def _preview(client, headers, text, address):
 
 @pytest.mark.parametrize("text", ["楼下停电了", "小区垃圾没人收", "有人在天台加建", "隔壁工地好嘈"])
 def test_changing_only_the_address_never_changes_the_matter(client, staff, text):
-    addresses = ["", "拱北街道燃气公司宿舍", "香洲区电梯厂宿舍", "斗门区白蕉镇工地旁", "金湾区公安局"]
+    addresses = [
+        "",
+        "拱北街道燃气公司宿舍",
+        "香洲区电梯厂宿舍",
+        "斗门区白蕉镇工地旁",
+        "金湾区公安局",
+    ]
     seen = {
         tuple(s["code"] for s in _preview(client, staff, text, a)["suggestions"]) for a in addresses
     }
