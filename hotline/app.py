@@ -24,6 +24,7 @@ from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
 from dispatch.open311.router import router as open311_router
 from dispatch.routing import suggest as routing_suggest
+from dispatch.routing import training as routing_training
 from dispatch.routing.router import router as routing_router
 from dispatch.tickets import jobs as ticket_jobs
 from dispatch.tickets.router import router as tickets_router
@@ -131,6 +132,12 @@ def register_reschedulers() -> None:
     automatically when a process sees a new Redis, or by hand with `hotline jobs reschedule`."""
     reconcile.register_rescheduler("tickets", ticket_jobs.reschedule_running)
     reconcile.register_rescheduler("articles", kb_jobs.reschedule_review_reminders)
+    reconcile.register_rescheduler("matter_model_training", _schedule_nightly_training)
+
+
+def _schedule_nightly_training(session) -> int:
+    routing_training.schedule_nightly(session)
+    return 1
 
 
 def create_app() -> FastAPI:

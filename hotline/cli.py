@@ -302,6 +302,24 @@ def route_replay(
         typer.echo(replay.format_report(report, since_day))
 
 
+@route_app.command("train")
+def route_train(
+    activate: Annotated[bool, typer.Option(help="make the new version active")] = True,
+) -> None:
+    """Train a new version of the matter classifier now (corpus + people's final choices)."""
+    from dispatch.routing import training
+    from hotline.core.db import transaction
+
+    _setup_logging()
+    _prepare_database()
+    with transaction() as session:
+        version = training.train_version(session, actor="cli", activate=activate)
+        typer.echo(
+            f"matter model {version.id}: trained on {version.trained_on}, "
+            f"held-out {version.metrics}{', active' if version.active else ''}"
+        )
+
+
 kpi_app = typer.Typer(help="KPI maintenance.", no_args_is_help=True)
 app.add_typer(kpi_app, name="kpi")
 
@@ -325,7 +343,8 @@ app.add_typer(jobs_app, name="jobs")
 @jobs_app.command("reschedule")
 def jobs_reschedule() -> None:
     """Ask again for every scheduled job the database implies (ticket reminders and deadline
-    checks, article review reminders): after Redis lost its data. Safe to run at any time."""
+    checks, article review reminders, the nightly matter model training): after Redis lost its
+    data. Safe to run at any time."""
     from hotline.core import reconcile
 
     _setup_logging()

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hotline.core.db import Base, UTCDateTime, utcnow
@@ -128,3 +138,22 @@ class MatterChoice(Base):
     text: Mapped[str] = mapped_column(Text)
     matter_code: Mapped[str] = mapped_column(ForeignKey("matters.code", ondelete="CASCADE"))
     chosen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MatterModelVersion(Base):
+    """One trained version of the matter classifier; exactly one is active at a time (or none:
+    then the model of the shipped corpus suggests). Kept, so an admin can roll back."""
+
+    __tablename__ = "matter_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    # {"corpus": n, "feedback": n, "matters": n}
+    trained_on: Mapped[dict] = mapped_column(JSON, default=dict)
+    # held-out figures at training time: {"top1": …, "top3": …, "count": …}
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    # the pickled, compressed model (a blob works on SQLite and PostgreSQL alike)
+    model: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)

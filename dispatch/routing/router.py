@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from dispatch.routing import models as m
-from dispatch.routing import service
+from dispatch.routing import service, training
 from hotline.core.auth import Principal, SessionDep, require_roles
 from hotline.core.errors import NotFound
 from hotline.core.models import AuditEntry
@@ -56,7 +56,11 @@ class Step(BaseModel):
 class Suggestion(BaseModel):
     code: str
     name: str
-    score: float
+    score: float = Field(description="calibrated confidence in [0, 1]")
+    urgent: bool = Field(False, description="an urgent matter: shown even when less likely")
+    low_confidence: bool = Field(
+        False, description="the best matter is unsure: the catch-all matter is offered too"
+    )
 
 
 class Decision(BaseModel):
@@ -71,6 +75,8 @@ class Decision(BaseModel):
     explanation: list[Step]
     suggestions: list[Suggestion]
     needs_confirmation: bool
+    low_confidence: bool = False
+    suggested_by: str = Field("none", description="model, keywords (fallback) or none")
 
 
 @router.post("/preview", response_model=Decision)
@@ -95,11 +101,52 @@ def suggest(
     limit: Annotated[int, Query(ge=1, le=20)] = 5,
 ) -> list[dict]:
     """Matters that fit a free text best (for suggestions as the agent types)."""
-    routing = service.current_routing(session)
+    understanding = service.current_routing(session).suggester.understand(q, limit=limit)
     return [
-        {"code": s.code, "name": s.name, "score": round(s.score, 4)}
-        for s in routing.suggester.suggest(q, limit=limit)
+        {
+            "code": s.code,
+            "name": s.name,
+            "score": round(s.score, 4),
+            "urgent": s.urgent,
+            "low_confidence": understanding.low_confidence,
+        }
+        for s in understanding.suggestions
     ]
+
+
+class ModelVersion(BaseModel):
+    id: int
+    created_at: datetime
+    created_by: str
+    kind: str
+    trained_on: dict[str, int]
+    metrics: dict[str, float]
+    active: bool
+
+
+class TrainingRequested(BaseModel):
+    job_id: str
+
+
+@router.get("/models", response_model=list[ModelVersion])
+def list_models(session: SessionDep, _admin: Admin) -> list[dict]:
+    """The trained versions of the matter classifier, newest first; one is active."""
+    return [training.describe(v) for v in training.list_versions(session)]
+
+
+@router.post("/models/train", response_model=TrainingRequested, status_code=202)
+def train_model(session: SessionDep, admin: Admin) -> dict:
+    """Retrain the matter classifier now, in a worker; the new version becomes active."""
+    return {"job_id": training.request_training(session, actor=admin.username)}
+
+
+@router.post("/models/{version_id}/activate", response_model=ModelVersion)
+def activate_model(
+    session: SessionDep, admin: Admin, version_id: Annotated[int, Path(ge=1)]
+) -> dict:
+    """Suggest with this version from now on (rollback to an earlier one, or forward again)."""
+    version = training.activate(session, version_id=version_id, actor=admin.username)
+    return training.describe(version)
 
 
 class MatterRead(BaseModel):

@@ -7,6 +7,7 @@ API process routes with the same rules a moment after a change, without restarti
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -19,11 +20,13 @@ from dispatch.routing import models as m
 from dispatch.routing import ruleset as rs
 from dispatch.routing.engine import RoutingDecision, route
 from dispatch.routing.resolver import LocationResolver
-from dispatch.routing.suggest import MatterSuggester
+from dispatch.routing.suggest import MatterSuggester, ModelSuggester, Understanding
 from hotline.core import counters
 from hotline.core.errors import AppError, NotFound
 from hotline.core.models import AuditEntry, Counter
 from hotline.core.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 # The revision of the reference data used at intake: the rules, the gazetteer, the
 # departments, and the working calendar's overrides (see dispatch.tickets.service).
@@ -37,7 +40,7 @@ class Routing:
     revision: int
     ruleset: rs.RuleSet
     resolver: LocationResolver
-    suggester: MatterSuggester
+    suggester: ModelSuggester
     # What other parts of the domain derive from the same revision of the reference data
     # (the tickets' working calendar): built on first use, dropped with this object.
     derived: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -91,13 +94,55 @@ def current_routing(session: Session) -> Routing:
         if _cache is not None and _cache.revision == revision:
             return _cache
         ruleset = ruleset_from_db(session)
-        suggester = MatterSuggester(ruleset)
+        keywords = MatterSuggester(ruleset)
         # Agents' final choices are learned in bulk, so a rebuild (not each choice) picks them up.
-        choices = session.execute(select(m.MatterChoice.text, m.MatterChoice.matter_code)).all()
+        choices = session.execute(
+            select(m.MatterChoice.text, m.MatterChoice.matter_code).order_by(m.MatterChoice.id)
+        ).all()
         if choices:
-            suggester = MatterSuggester(ruleset, learned=suggester.learn_weights(choices))
+            keywords = MatterSuggester(ruleset, learned=keywords.learn_weights(choices))
+        suggester = _suggester(session, ruleset, keywords)
         _cache = Routing(revision, ruleset, LocationResolver(ruleset), suggester)
         return _cache
+
+
+def _suggester(
+    session: Session,
+    ruleset: rs.RuleSet,
+    keywords: MatterSuggester,
+) -> ModelSuggester:
+    """The classifier of the active model version, else of the shipped corpus; the keyword
+    suggester only when no model can be had (scikit-learn missing, an unreadable model)."""
+    from dispatch.routing import classifier, training
+
+    settings = get_settings()
+    model, version = None, None
+    try:
+        active = training.active_model(session)
+        if active is not None:
+            version, model = active
+        else:
+            model = classifier.shipped_model(
+                settings.resolved_data_dir, limit=settings.matter_model_corpus_limit
+            )
+    except Exception:
+        log.exception("no matter model: suggesting by keywords")
+    return ModelSuggester(
+        ruleset,
+        model,
+        keywords,
+        confidence_threshold=settings.suggest_confidence_threshold,
+        urgent_threshold=settings.suggest_urgent_threshold,
+        catch_all=_catch_all(ruleset),
+        model_version=version,
+    )
+
+
+def _catch_all(ruleset: rs.RuleSet) -> str | None:
+    for matter in ruleset.matters:
+        if matter.current.type == rs.AREA_GOV_TYPE:
+            return matter.code
+    return None
 
 
 def forget_cached_rules() -> None:
@@ -328,11 +373,14 @@ def decide(
     dearest step of routing, and intake does not keep them).
     """
     routing = routing or current_routing(session)
-    suggestions = (
-        routing.suggester.suggest(f"{text} {address}", limit=5)
+    # The text decides the matter and the address the place: an address (燃气公司宿舍) must
+    # never make a power cut a gas matter.
+    understanding = (
+        routing.suggester.understand(text, limit=5)
         if suggest or matter_code is None
-        else []
+        else Understanding([], False, "none")
     )
+    suggestions = understanding.suggestions
     needs_confirmation = matter_code is None
     if matter_code is None:
         matter_code = suggestions[0].code if suggestions else fallback_matter(routing)
@@ -347,7 +395,10 @@ def decide(
         major=major,
         multi_area=multi_area,
     )
-    return describe(decision, suggestions=suggestions, needs_confirmation=needs_confirmation)
+    result = describe(decision, suggestions=suggestions, needs_confirmation=needs_confirmation)
+    result["low_confidence"] = understanding.low_confidence
+    result["suggested_by"] = understanding.source
+    return result
 
 
 def fallback_matter(routing: Routing) -> str:
@@ -386,7 +437,8 @@ def describe(
             {"step": s.step, "code": s.code, "message": s.message} for s in decision.explanation
         ],
         "suggestions": [
-            {"code": s.code, "name": s.name, "score": round(s.score, 4)} for s in suggestions or []
+            {"code": s.code, "name": s.name, "score": round(s.score, 4), "urgent": s.urgent}
+            for s in suggestions or []
         ],
         "needs_confirmation": needs_confirmation,
     }

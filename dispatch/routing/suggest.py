@@ -20,7 +20,8 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import jieba
 
@@ -79,17 +80,27 @@ def warm_up() -> None:
     _tokenizer()
 
 
+def normalise(text: str) -> str:
+    """What makes two requests "the same text" for the memory of people's choices."""
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
 def _informative(token: str) -> bool:
     return any(ch.isalnum() for ch in token)
 
 
 @dataclass(frozen=True, slots=True)
 class Suggestion:
-    """A suggested matter with a score in [0, 1); higher is more likely."""
+    """A suggested matter with a score in [0, 1); higher is more likely.
+
+    From the classifier the score is a calibrated probability; ``urgent``: the matter is urgent
+    (电梯困人, 燃气泄漏 …) and is shown even when less likely than others.
+    """
 
     code: str
     name: str
     score: float
+    urgent: bool = False
 
 
 class MatterSuggester:
@@ -202,3 +213,82 @@ class MatterSuggester:
             token: {code: n / (seen[token] + smoothing) for code, n in sorted(codes.items())}
             for token, codes in sorted(together.items())
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Understanding:
+    """What the suggester made of a text.
+
+    ``low_confidence``: the best matter is below the confidence threshold; the suggestions are
+    then the top 3 and the catch-all matter (其他综合诉求), for the agent to choose.
+    ``source``: "model" (the classifier), "keywords" (the fallback) or "none" (no text).
+    """
+
+    suggestions: list[Suggestion]
+    low_confidence: bool
+    source: str
+
+
+class MatterRanker(Protocol):
+    def rank(self, text: str) -> list[tuple[str, float]]: ...
+
+
+class ModelSuggester:
+    """Suggests matters with a trained classifier; the keyword suggester when there is none.
+
+    Text only: the address decides the place, never the matter (a request about a power cut
+    in 燃气公司宿舍 is no gas matter).
+    """
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        model: MatterRanker | None,
+        fallback: MatterSuggester,
+        *,
+        confidence_threshold: float,
+        urgent_threshold: float,
+        catch_all: str | None,
+        model_version: int | None = None,
+    ) -> None:
+        self.ruleset = ruleset
+        self.model = model
+        self.fallback = fallback
+        self.confidence_threshold = confidence_threshold
+        self.urgent_threshold = urgent_threshold
+        self.catch_all = catch_all
+        self.model_version = model_version
+        self._matters = {m.code: m for m in ruleset.matters}
+
+    def _suggestion(self, code: str, score: float) -> Suggestion:
+        matter = self._matters[code]
+        return Suggestion(code, matter.name, round(score, 6), matter.urgent)
+
+    def understand(self, text: str, limit: int = 5) -> Understanding:
+        """The matters ``text`` most likely belongs to, best first, at most ``limit``."""
+        if limit <= 0 or not any(ch.isalnum() for ch in text):
+            return Understanding([], False, "none")
+        if self.model is None:
+            found = self.fallback.suggest(text, limit)
+            return Understanding(
+                [replace(s, urgent=self._matters[s.code].urgent) for s in found], False, "keywords"
+            )
+        ranked = [(code, p) for code, p in self.model.rank(text) if code in self._matters]
+        if not ranked:
+            return Understanding([], False, "model")
+        top = ranked[:limit]
+        shown = min(3, limit)
+        # An urgent matter is never missed silently: likely enough, it joins the first three.
+        for code, p in ranked[shown:]:
+            if p >= self.urgent_threshold and self._matters[code].urgent:
+                top = [c for c in top if c[0] != code]
+                top.insert(min(1, len(top)), (code, p))
+        top = top[:limit]
+        low = ranked[0][1] < self.confidence_threshold
+        if low and self.catch_all in self._matters:
+            kept = [c for c in top[:3] if c[0] != self.catch_all][: limit - 1]
+            top = [*kept, (self.catch_all, dict(ranked).get(self.catch_all, 0.0))]
+        return Understanding([self._suggestion(code, p) for code, p in top], low, "model")
+
+    def suggest(self, text: str, limit: int = 5) -> list[Suggestion]:
+        return self.understand(text, limit).suggestions

@@ -204,6 +204,9 @@ class ActionBody(BaseModel):
     department: str | None = Field(None, max_length=32, description="dispatch: lead department")
     co_departments: list[str] = Field(default_factory=list, max_length=10)
     final_ruling: bool = Field(False, description="dispatch: 审定, it may not be returned again")
+    matter_code: str | None = Field(
+        None, max_length=16, description="dispatch: correct the matter (the suggester learns it)"
+    )
     reason: str | None = Field(None, max_length=2000, description="return, request-extension")
     working_days: int | None = Field(None, ge=1, le=60, description="request-extension")
     hours: int | None = Field(None, ge=1, le=240, description="request-extension, urgent")

@@ -699,13 +699,32 @@ def _do_dispatch(session, principal, ticket: Ticket, body, now) -> dict:
     if body.get("final_ruling"):
         ticket.ruled_departments = sorted({*ticket.ruled_departments, department})
     previous = ticket.lead_department
+    corrected = _correct_matter(session, routing, ticket, body.get("matter_code"))
     _dispatch_to(session, ticket, department, body.get("co_departments", []), now)
     return {
         "from": previous,
         "to": department,
         "final_ruling": bool(body.get("final_ruling")),
         "note": body.get("note"),
+        **corrected,
     }
+
+
+def _correct_matter(
+    session: Session, routing: routing_service.Routing, ticket: Ticket, matter_code: str | None
+) -> dict[str, str]:
+    """A dispatcher's correction of the matter (also after a department's return): the ticket
+    takes it, and the matter suggester learns it as the final matter of the ticket's text."""
+    if not matter_code or matter_code == ticket.matter_code:
+        return {}
+    if matter_code not in routing.ruleset.matter_by_code:
+        raise AppError("ticket.unknown_matter", f"unknown matter code {matter_code!r}")
+    matter = routing.ruleset.matter(matter_code)
+    previous = ticket.matter_code
+    ticket.matter_code = matter.code
+    ticket.kind = matter.kind
+    routing_service.record_choice(session, text=ticket.content, matter_code=matter.code)
+    return {"matter_from": previous, "matter_to": matter.code}
 
 
 def _do_accept(session, principal, ticket: Ticket, body, now) -> dict:

@@ -91,6 +91,26 @@ class Settings(BaseSettings):
         '{"finish_working_days": {"投诉": 7}, "urgent_finish_hours": 12}',
     )
 
+    suggest_confidence_threshold: float = Field(
+        0.35,
+        ge=0,
+        le=1,
+        description="below this calibrated confidence a matter suggestion is low confidence: "
+        "the catch-all matter is offered beside the top 3",
+    )
+    suggest_urgent_threshold: float = Field(
+        0.08,
+        ge=0,
+        le=1,
+        description="an urgent matter at least this likely is always among the suggestions",
+    )
+    matter_model_train_hour: int = Field(
+        3, ge=0, le=23, description="local hour of the nightly retraining of the matter model"
+    )
+    matter_model_corpus_limit: int | None = Field(
+        None, ge=1, description="train on at most this many shipped examples per matter (tests)"
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if self.env == "production":

@@ -63,6 +63,9 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("PUT", "/api/v1/routing/departments/{code}"): ADMIN,
     ("PUT", "/api/v1/routing/places/{name}"): ADMIN,
     ("GET", "/api/v1/routing/audit"): ADMIN,
+    ("GET", "/api/v1/routing/models"): ADMIN,
+    ("POST", "/api/v1/routing/models/train"): ADMIN,
+    ("POST", "/api/v1/routing/models/{version_id}/activate"): ADMIN,
     # tickets: the handlers decide by role and department, so the probes send real bodies
     ("POST", "/api/v1/tickets"): roles(*STAFF),
     ("GET", "/api/v1/tickets"): ANY_USER,
