@@ -81,6 +81,25 @@ class Settings(BaseSettings):
         '{"finish_working_days": {"投诉": 7}, "urgent_finish_hours": 12}',
     )
 
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest request body (JSON or form) in bytes; a larger one is refused "
+        "with 413 before it is read",
+    )
+    max_call_events_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="largest body of POST /api/v1/calls/events, which takes up to 5,000 "
+        "events from the telephony system in one batch",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="addresses of the reverse proxies whose X-Forwarded-For/-Proto are "
+        'believed, e.g. ["127.0.0.1"] or ["10.0.0.5", "10.0.0.6"]; empty: none, every '
+        "client is taken to be the peer of the TCP connection",
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if self.env == "production":
