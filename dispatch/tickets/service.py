@@ -57,10 +57,16 @@ class Action:
     statuses: tuple[str, ...]
     roles: tuple[str, ...]
     lead_department_only: bool = False
+    # Statuses this very action leads to: taken again there without the version the actor
+    # saw, it would silently undo what another actor has just done (two dispatchers: the
+    # last one would win), so there it needs the version.
+    repeats_in: tuple[str, ...] = ()
 
 
 ACTIONS: dict[str, Action] = {
-    "dispatch": Action(("pending_dispatch", "dispatched"), ("dispatcher", "supervisor")),
+    "dispatch": Action(
+        ("pending_dispatch", "dispatched"), ("dispatcher", "supervisor"), repeats_in=("dispatched",)
+    ),
     "accept": Action(("dispatched",), ("department",), lead_department_only=True),
     "return": Action(("dispatched",), ("department",), lead_department_only=True),
     "request-extension": Action(("accepted",), ("department",), lead_department_only=True),
@@ -635,6 +641,14 @@ def _check(principal: Principal, ticket: Ticket, action: str, expected_version: 
             "ticket.invalid_transition",
             f"cannot {action} a ticket that is {ticket.status}",
             status=ticket.status,
+        )
+    if expected_version is None and ticket.status in rule.repeats_in:
+        raise Conflict(
+            "ticket.version_required",
+            f"the ticket is already {ticket.status}, perhaps by someone else just now: send the "
+            f"version you saw to {action} it again",
+            status=ticket.status,
+            version=ticket.version,
         )
 
 
