@@ -100,6 +100,21 @@ class Settings(BaseSettings):
         "client is taken to be the peer of the TCP connection",
     )
 
+    received_at_max_age_days: int = Field(
+        30,
+        ge=1,
+        description="a client's received_at (ticket API) may lie at most this many days back",
+    )
+    received_at_max_ahead_minutes: int = Field(
+        5, ge=0, description="... and at most this many minutes ahead (clocks drift)"
+    )
+    calendar_first_year: int = Field(
+        2000, description="calendar overrides are accepted from 1 January of this year"
+    )
+    calendar_years_ahead: int = Field(
+        5, ge=0, description="... to 31 December this many years after the current one"
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if self.env == "production":
