@@ -18,7 +18,10 @@ class RejectNulCharacters:
 
     PostgreSQL cannot store a NUL in a text column, so such a request used to be a 500 on
     PostgreSQL and stored as it came on SQLite. No field of the hotline has a use for it; it
-    is refused alike on both backends, once, here, instead of in every model.
+    is refused alike on both backends, once, here, instead of in every model: escaped in
+    JSON, as ``%00`` or a raw byte in urlencoded forms, raw in multipart text fields (not in
+    uploaded files, which are binary). Runs inside the body size limit, which bounds what it
+    buffers.
 
     ``bodies_checked_by_route``: paths whose routes refuse NUL themselves, item by item (a
     batch of call events must not be lost for one bad event).
