@@ -5,9 +5,9 @@ and sends them to the ASGI app in-process. Every request carries an admin's toke
 passes every role guard, and the X-CTI-Token, so the telephony routes (call events, agent
 states, the 110 link) reach their handlers too. The routes each other role may use are
 fuzzed again with that role's token (department, agent, supervisor, dispatcher, editor), with
-fewer examples: handlers branch on the caller's role (masking, own tickets only). Path parameters are
-replaced by the keys of real rows in half of the examples, so the handlers run past their
-"not found" checks; the last test proves that the requests got through the auth layer.
+fewer examples: handlers branch on the caller's role (masking, own tickets only). Path
+parameters are replaced by the keys of real rows in half of the examples, so the handlers run
+past their "not found" checks; the last test proves that the requests got through the auth layer.
 
 ``scripts/fuzz`` (``FUZZ_EXAMPLES=200 FUZZ_SEED=random`` by default) searches deeper than the
 bounded CI run, on the configured backend.
