@@ -35,9 +35,11 @@ from hotline.core import reconcile
 from hotline.core.concurrency import RequestConcurrencyLimit
 from hotline.core.errors import install_error_handlers
 from hotline.core.guards import RejectNulCharacters
+from hotline.core.limits import LimitRequestBodySize
 from hotline.core.metrics import MeasureRequests, watch_gc
 from hotline.core.outbox import RelayThread
 from hotline.core.router import router as core_router
+from hotline.core.settings import get_settings
 from hotline.kpi.router import router as kpi_router
 from knowledgebase import jobs as kb_jobs
 from knowledgebase import search as kb_search
@@ -168,6 +170,15 @@ def create_app() -> FastAPI:
     app.include_router(police_router)
 
     app.add_middleware(RequestConcurrencyLimit)
+
+    # Outside everything that reads a body (RejectNulCharacters buffers it whole) and outside
+    # the concurrency limit, so that an oversized body neither is read nor takes a slot.
+    settings = get_settings()
+    app.add_middleware(
+        LimitRequestBodySize,
+        default_limit=settings.max_body_bytes,
+        limits_by_path={"/api/v1/calls/events": settings.max_call_events_body_bytes},
+    )
 
     # Added after the limit, so it runs outside it: latency includes the wait to be admitted.
     app.add_middleware(MeasureRequests)

@@ -116,9 +116,22 @@ def serve(
             port=port,
             workers=workers,
             log_level=get_settings().log_level.lower(),
+            **proxy_trust_options(),
         )
     finally:
         _release_redis()
+
+
+def proxy_trust_options() -> dict:
+    """uvicorn's options for X-Forwarded-For/-Proto: believed only from HOTLINE_FORWARDED_ALLOW_IPS.
+
+    uvicorn's own default believes them from 127.0.0.1 (or from FORWARDED_ALLOW_IPS), so any
+    local process, or a proxy that passes the header on unchecked, could choose the address
+    that log-in throttling and the public lookup count by."""
+    allowed = get_settings().forwarded_allow_ips
+    if not allowed:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(allowed)}
 
 
 @app.command()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,12 +18,17 @@ class SearchHit(BaseModel):
     category: str
 
 
+# Keywords are search terms (the sample articles' longest has 6 characters): a few, short.
+MAX_KEYWORDS = 20
+Keyword = Annotated[str, Field(min_length=1, max_length=32)]
+
+
 class ArticleCreate(BaseModel):
     key: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     title: str = Field(min_length=1, max_length=200)
     body: str = Field(min_length=1, max_length=100_000, description="Markdown")
     category: str = Field(min_length=1, max_length=64)
-    keywords: list[str] = Field(default_factory=list, max_length=50)
+    keywords: list[Keyword] = Field(default_factory=list, max_length=MAX_KEYWORDS)
     department: str | None = Field(None, max_length=32, description="owning department code")
     review_by: Day | None = Field(None, description="reviewed again by this day (reminder)")
     note: str | None = Field(None, max_length=1000)
@@ -34,7 +39,7 @@ class ArticleEdit(BaseModel):
 
     title: str | None = Field(None, min_length=1, max_length=200)
     body: str | None = Field(None, min_length=1, max_length=100_000)
-    keywords: list[str] | None = Field(None, max_length=50)
+    keywords: list[Keyword] | None = Field(None, max_length=MAX_KEYWORDS)
     category: str | None = Field(None, min_length=1, max_length=64)
     department: str | None = Field(None, max_length=32)
     review_by: Day | None = None
@@ -178,7 +183,7 @@ class FlagResolve(BaseModel):
     note: str = Field("", max_length=2000)
     title: str | None = Field(None, min_length=1, max_length=200)
     body: str | None = Field(None, min_length=1, max_length=100_000)
-    keywords: list[str] | None = Field(None, max_length=50)
+    keywords: list[Keyword] | None = Field(None, max_length=MAX_KEYWORDS)
     category: str | None = Field(None, min_length=1, max_length=64)
 
 

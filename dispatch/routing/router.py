@@ -263,10 +263,12 @@ def put_department(
 
 
 class PlaceWrite(BaseModel):
-    town: str | None = None
-    area: str | None = None
-    ambiguous: list[str] = Field(default_factory=list)
-    note: str | None = None
+    town: str | None = Field(None, max_length=12)
+    area: str | None = Field(None, max_length=16)
+    ambiguous: list[Annotated[str, Field(max_length=12)]] = Field(
+        default_factory=list, max_length=20, description="town codes the name may stand for"
+    )
+    note: str | None = Field(None, max_length=1000)
 
 
 class PlaceRead(PlaceWrite):

@@ -141,7 +141,11 @@ def present(session: Session, principal: Principal, ticket: Ticket) -> dict[str,
 
 @router.post("/tickets", response_model=TicketCreated, status_code=201)
 def create_ticket(body: TicketCreate, session: SessionDep, principal: Intake) -> dict:
-    """Create, route and dispatch a ticket in one transaction (DESK tickets wait there)."""
+    """Create, route and dispatch a ticket in one transaction (DESK tickets wait there).
+    ``received_at``: at most HOTLINE_RECEIVED_AT_MAX_AGE_DAYS back and
+    HOTLINE_RECEIVED_AT_MAX_AHEAD_MINUTES ahead (``ticket.received_too_old``,
+    ``ticket.future``)."""
+    service.check_client_received_at(body.received_at)
     ticket, duplicates = service.create(session, actor=principal.username, **body.model_dump())
     return {**present(session, principal, ticket), "possible_duplicates": duplicates}
 
@@ -318,7 +322,10 @@ def put_calendar_override(
     session: SessionDep,
     admin: Annotated[Principal, Depends(require_roles("admin"))],
 ) -> dict:
-    """Declare a holiday or a working day over the Chinese calendar (e.g. a typhoon day off)."""
+    """Declare a holiday or a working day over the Chinese calendar (e.g. a typhoon day off).
+    Days from HOTLINE_CALENDAR_FIRST_YEAR to HOTLINE_CALENDAR_YEARS_AHEAD years after this
+    one (``calendar.day_out_of_range``)."""
+    service.check_override_day(day)
     override = session.get(CalendarOverride, day) or CalendarOverride(day=day)
     override.working, override.note, override.created_by = body.working, body.note, admin.username
     session.add(override)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, bindparam, event, func, or_, select
@@ -58,10 +58,16 @@ class Action:
     statuses: tuple[str, ...]
     roles: tuple[str, ...]
     lead_department_only: bool = False
+    # Statuses this very action leads to: taken again there without the version the actor
+    # saw, it would silently undo what another actor has just done (two dispatchers: the
+    # last one would win), so there it needs the version.
+    repeats_in: tuple[str, ...] = ()
 
 
 ACTIONS: dict[str, Action] = {
-    "dispatch": Action(("pending_dispatch", "dispatched"), ("dispatcher", "supervisor")),
+    "dispatch": Action(
+        ("pending_dispatch", "dispatched"), ("dispatcher", "supervisor"), repeats_in=("dispatched",)
+    ),
     "accept": Action(("dispatched",), ("department",), lead_department_only=True),
     "return": Action(("dispatched",), ("department",), lead_department_only=True),
     "request-extension": Action(("accepted",), ("department",), lead_department_only=True),
@@ -344,8 +350,12 @@ def create(
     received_at = received_at or now
     if received_at.tzinfo is None:
         raise AppError("ticket.naive_time", "received_at needs a time zone offset")
-    if received_at > now + timedelta(minutes=5):
-        raise AppError("ticket.future", "received_at lies in the future")
+    ahead = timedelta(minutes=get_settings().received_at_max_ahead_minutes)
+    if received_at > now + ahead:
+        raise AppError(
+            "ticket.future",
+            f"received_at lies in the future (more than {ahead} ahead of the server's clock)",
+        )
     routing = routing_service.current_routing(session)
     decision = routing_service.decide(
         session,
@@ -410,6 +420,43 @@ def create(
     )
     publish_change(session, ticket, "ticket.created")
     return ticket, find_duplicates(session, ticket)
+
+
+def check_override_day(day: date) -> None:
+    """Refuse a calendar override for a day no deadline will ever be counted over: every
+    override is loaded into each process's working calendar, so their range is bounded."""
+    settings = get_settings()
+    first = date(settings.calendar_first_year, 1, 1)
+    last = date(utcnow().astimezone(settings.tz).year + settings.calendar_years_ahead, 12, 31)
+    if not first <= day <= last:
+        raise AppError(
+            "calendar.day_out_of_range",
+            f"calendar overrides are taken for days from {first} to {last} "
+            "(HOTLINE_CALENDAR_FIRST_YEAR, HOTLINE_CALENDAR_YEARS_AHEAD)",
+            first=first.isoformat(),
+            last=last.isoformat(),
+        )
+
+
+def check_client_received_at(received_at: datetime | None) -> None:
+    """Refuse a ``received_at`` sent by a client outside the window of plausible receipt.
+
+    Ticket numbers, deadlines and reports all follow it: a client could otherwise file a
+    ticket in 1900 (ZH19000101000001), already overdue and out of every report's range.
+    Imports and tests that load history call ``create`` directly, without this check."""
+    if received_at is None:
+        return
+    if received_at.tzinfo is None:
+        raise AppError("ticket.naive_time", "received_at needs a time zone offset")
+    settings = get_settings()
+    oldest = utcnow() - timedelta(days=settings.received_at_max_age_days)
+    if received_at < oldest:
+        raise AppError(
+            "ticket.received_too_old",
+            f"received_at may lie at most {settings.received_at_max_age_days} days back "
+            "(HOTLINE_RECEIVED_AT_MAX_AGE_DAYS); older requests are not taken as tickets",
+            oldest=oldest.isoformat(),
+        )
 
 
 def _check_departments(routing: routing_service.Routing, codes: list[str]) -> None:
@@ -638,6 +685,14 @@ def _check(principal: Principal, ticket: Ticket, action: str, expected_version: 
             "ticket.invalid_transition",
             f"cannot {action} a ticket that is {ticket.status}",
             status=ticket.status,
+        )
+    if expected_version is None and ticket.status in rule.repeats_in:
+        raise Conflict(
+            "ticket.version_required",
+            f"the ticket is already {ticket.status}, perhaps by someone else just now: send the "
+            f"version you saw to {action} it again",
+            status=ticket.status,
+            version=ticket.version,
         )
 
 

@@ -174,7 +174,7 @@ def fill(session: Session, key: str, params: dict[str, str]) -> tuple[str, str]:
     """
     template = template_text(session, key)
     try:
-        text = prompts.render_text(template, params)
+        text = prompts.render_text(template, prompts.typed_params(params))
     except ValueError as exc:
         expected = prompts.template_placeholders(template)
         raise BadPrompt("ivr.bad_params", str(exc), expected=list(expected)) from exc

@@ -108,6 +108,47 @@ def _check_value(name: str, value: object) -> str:
     return text
 
 
+# What each placeholder the PBX fills stands for. A request's values are parsed by these
+# types, so that only the few texts the IVR can actually say are rendered and cached: free
+# text, or "007" beside "7", would each be a render job and a WAV file of their own.
+SIGNAL_COLOURS = ("白色", "蓝色", "黄色", "橙色", "红色")  # typhoon warning signals
+PARAMETER_RANGES: Mapping[str, range] = MappingProxyType(
+    {
+        "position": range(0, 1000),
+        "minutes": range(0, 1000),
+        "open_hour": range(0, 24),
+        "close_hour": range(1, 25),
+    }
+)
+PARAMETER_CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType({"signal": SIGNAL_COLOURS})
+
+
+def typed_params(params: Mapping[str, str]) -> dict[str, str]:
+    """``params`` with each known placeholder's value parsed by its type and written back in
+    its one canonical form; ValueError names a value that does not fit its type. Names
+    without a type are left for ``render_text`` to refuse or accept against the template."""
+    typed = dict(params)
+    for name, value in params.items():
+        if name in PARAMETER_RANGES:
+            allowed = PARAMETER_RANGES[name]
+            text = str(value)
+            if not (text.isascii() and text.isdigit() and len(text) <= 4):
+                raise ValueError(
+                    f"{{{name}}} must be a plain number, a whole one from {allowed.start} to "
+                    f"{allowed.stop - 1}; got {text!r}"
+                )
+            if int(text) not in allowed:
+                raise ValueError(
+                    f"{{{name}}} must be from {allowed.start} to {allowed.stop - 1}; got {text}"
+                )
+            typed[name] = str(int(text))
+        elif name in PARAMETER_CHOICES and value not in PARAMETER_CHOICES[name]:
+            raise ValueError(
+                f"{{{name}}} must be one of {', '.join(PARAMETER_CHOICES[name])}; got {value!r}"
+            )
+    return typed
+
+
 def render_text(template: str, params: Mapping[str, str]) -> str:
     """Fill ``template``'s placeholders from ``params`` and return the text to speak.
 

@@ -176,7 +176,8 @@ def put_agent_state(
     session: SessionDep,
     _cti: Annotated[None, Depends(require_cti)] = None,
 ) -> Any:
-    """The telephony system reports an agent's state (X-CTI-Token)."""
+    """The telephony system reports an agent's state (X-CTI-Token); 404 for an unknown agent."""
+    service.require_known_agent(session, username)
     return service.set_state(session, username, body.state)
 
 
@@ -186,7 +187,9 @@ class Skills(BaseModel):
 
 @router.put("/agents/{username}/skills", response_model=AgentRead)
 def put_agent_skills(username: str, body: Skills, session: SessionDep, sup: Supervisor) -> Any:
-    """Which queues an agent answers (e.g. general and social_security); audited."""
+    """Which queues an agent answers (e.g. general and social_security); audited. 404 for an
+    unknown agent."""
+    service.require_known_agent(session, username)
     current = session.get(AgentStatus, username)
     before = list(current.skills) if current is not None else None
     status = service.set_skills(session, username, body.skills)

@@ -51,8 +51,9 @@ from hotline.calls.models import (
     KpiBucket,
 )
 from hotline.core.db import utcnow
-from hotline.core.errors import AppError
+from hotline.core.errors import AppError, NotFound
 from hotline.core.events import publish_after_commit
+from hotline.core.models import User, UserRole
 from hotline.core.moments import Moment
 from hotline.core.settings import get_settings
 
@@ -694,6 +695,22 @@ def agents_by_state(session: Session) -> dict[str, int]:
 
 def agents(session: Session) -> list[AgentStatus]:
     return list(session.scalars(select(AgentStatus).order_by(AgentStatus.username)))
+
+
+def require_known_agent(session: Session, username: str) -> None:
+    """404 unless ``username`` is a user with the agent role or an agent the telephony system
+    has already reported: a state or skills for a made-up name would be a phantom agent on
+    the wall and in the staffing figures."""
+    if session.get(AgentStatus, username) is not None:
+        return
+    is_agent = session.scalar(
+        select(UserRole.user_id)
+        .join(User, User.id == UserRole.user_id)
+        .where(User.username == username, UserRole.role == "agent")
+        .limit(1)
+    )
+    if is_agent is None:
+        raise NotFound("agent.not_found", f"no agent {username!r}")
 
 
 def set_skills(session: Session, username: str, skills: list[str]) -> AgentStatus:

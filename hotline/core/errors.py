@@ -57,6 +57,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "request.too_large",
     429: "rate_limited",
 }
 

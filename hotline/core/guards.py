@@ -18,7 +18,10 @@ class RejectNulCharacters:
 
     PostgreSQL cannot store a NUL in a text column, so such a request used to be a 500 on
     PostgreSQL and stored as it came on SQLite. No field of the hotline has a use for it; it
-    is refused alike on both backends, once, here, instead of in every model.
+    is refused alike on both backends, once, here, instead of in every model: escaped in
+    JSON, as ``%00`` or a raw byte in urlencoded forms, raw in multipart text fields (not in
+    uploaded files, which are binary). Runs inside the body size limit, which bounds what it
+    buffers.
 
     ``bodies_checked_by_route``: paths whose routes refuse NUL themselves, item by item (a
     batch of call events must not be lost for one bad event).
@@ -48,7 +51,7 @@ class RejectNulCharacters:
             if message["type"] != "http.request" or not message.get("more_body", False):
                 break
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-        if _ESCAPED_NUL.search(body) or (b"%00" in body and _is_form(scope)):
+        if _body_has_nul(body, _content_type(scope)):
             await _refuse(send, "body")
             return
 
@@ -58,10 +61,40 @@ class RejectNulCharacters:
         await self.app(scope, replay, send)
 
 
-def _is_form(scope) -> bool:
+def _content_type(scope) -> bytes:
     for name, value in scope.get("headers", ()):
         if name == b"content-type":
-            return value.startswith(b"application/x-www-form-urlencoded")
+            return value
+    return b""
+
+
+_BOUNDARY = re.compile(rb'(?i:boundary)="?([^";]+)"?')
+_FILE_PART = re.compile(rb"content-disposition:[^\r\n]*filename", re.IGNORECASE)
+
+
+def _body_has_nul(body: bytes, content_type: bytes) -> bool:
+    media_type = content_type.lower()
+    if media_type.startswith(b"application/x-www-form-urlencoded"):
+        # Browsers send %00, raw clients may send the byte itself: both decode to U+0000.
+        return b"%00" in body or b"\x00" in body
+    if media_type.startswith(b"multipart/form-data"):
+        return _multipart_text_has_nul(body, content_type)
+    return bool(_ESCAPED_NUL.search(body))
+
+
+def _multipart_text_has_nul(body: bytes, content_type: bytes) -> bool:
+    """NUL in a text field of a multipart form; uploaded files are binary and may hold it.
+
+    A malformed body is left to the form parser, which refuses it on its own."""
+    if b"\x00" not in body:
+        return False
+    match = _BOUNDARY.search(content_type)
+    if not match:
+        return True  # unparseable as multipart: the NUL cannot be told apart from text
+    for part in body.split(b"--" + match.group(1)):
+        headers, _, content = part.partition(b"\r\n\r\n")
+        if b"\x00" in content and not _FILE_PART.search(headers):
+            return True
     return False
 
 

@@ -111,6 +111,40 @@ class Settings(BaseSettings):
         None, ge=1, description="train on at most this many shipped examples per matter (tests)"
     )
 
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="largest request body (JSON or form) in bytes; a larger one is refused "
+        "with 413 before it is read",
+    )
+    max_call_events_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        description="largest body of POST /api/v1/calls/events, which takes up to 5,000 "
+        "events from the telephony system in one batch",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="addresses of the reverse proxies whose X-Forwarded-For/-Proto are "
+        'believed, e.g. ["127.0.0.1"] or ["10.0.0.5", "10.0.0.6"]; empty: none, every '
+        "client is taken to be the peer of the TCP connection",
+    )
+
+    received_at_max_age_days: int = Field(
+        30,
+        ge=1,
+        description="a client's received_at (ticket API) may lie at most this many days back",
+    )
+    received_at_max_ahead_minutes: int = Field(
+        5, ge=0, description="... and at most this many minutes ahead (clocks drift)"
+    )
+    calendar_first_year: int = Field(
+        2000, description="calendar overrides are accepted from 1 January of this year"
+    )
+    calendar_years_ahead: int = Field(
+        5, ge=0, description="... to 31 December this many years after the current one"
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if self.env == "production":

@@ -158,7 +158,8 @@ def test_a_ticket_nobody_can_place_waits_at_the_desk_until_a_dispatcher_sends_it
 
 def test_redispatch_before_acceptance_moves_the_ticket_to_the_new_department(desk):
     number = desk.create()["number"]
-    moved = desk.act(number, "dispatch", "dispatcher", department=GX_MARKET)
+    seen = desk.get(number)["version"]  # a 改派 says which dispatch it replaces
+    moved = desk.act(number, "dispatch", "dispatcher", department=GX_MARKET, version=seen)
     assert moved["status"] == "dispatched" and moved["lead_department"] == GX_MARKET
     desk.get(number, as_="market", expect=404)
     assert desk.numbers("market") == []
@@ -174,7 +175,8 @@ def test_redispatch_tells_the_department_that_loses_the_ticket(desk, events, las
     """Like a return, a 改派 must reach the old department's console so its inbox drops it."""
     number = desk.create()["number"]
     mark = last_event()
-    desk.act(number, "dispatch", "dispatcher", department=GX_MARKET)
+    seen = desk.get(number)["version"]
+    desk.act(number, "dispatch", "dispatcher", department=GX_MARKET, version=seen)
     topics = {e["topic"] for e in events(mark) if e["data"]["number"] == number}
     assert f"tickets.dept.{GX_MARKET}" in topics
     assert f"tickets.dept.{MARKET}" in topics, "the department that lost the ticket is not told"
@@ -211,7 +213,8 @@ def test_after_a_final_ruling_that_department_cannot_return_the_ticket_again(des
     assert desk.get(number)["trail"][-1]["detail"]["final_ruling"] is True
 
     # The ruling binds that department only: another one may still return the ticket.
-    desk.act(number, "dispatch", "dispatcher", department=GX_MARKET)
+    seen = desk.get(number)["version"]
+    desk.act(number, "dispatch", "dispatcher", department=GX_MARKET, version=seen)
     desk.act(number, "return", "gx_market", reason="不属高新区")
     # ... and the ruling stays with the department it was made for.
     desk.act(number, "dispatch", "dispatcher", department=MARKET)
