@@ -31,7 +31,7 @@ from starlette.concurrency import run_in_threadpool
 from hotline.core.auth import AuthError, Principal, websocket_principal
 from hotline.core.db import transaction
 from hotline.core.errors import AppError
-from hotline.core.events import events_after, last_event_id
+from hotline.core.events import all_events_after, events_after, last_event_id
 from hotline.core.outbox import EVENTS_CHANNEL
 from hotline.core.redis import redis_url
 from hotline.core.topics import narrow, visible_topic_prefixes
@@ -159,7 +159,7 @@ class Gateway:
             if event["id"] <= self.last_id:
                 return
             if event["id"] > self.last_id + 1:
-                for missed in await run_in_threadpool(_events_after, self.last_id, None):
+                for missed in await run_in_threadpool(_all_events_after, self.last_id):
                     if missed["id"] >= event["id"]:
                         break
                     self._fan_out(missed)
@@ -167,7 +167,7 @@ class Gateway:
 
     async def catch_up(self) -> None:
         async with self._lock:
-            for missed in await run_in_threadpool(_events_after, self.last_id, None):
+            for missed in await run_in_threadpool(_all_events_after, self.last_id):
                 self._fan_out(missed)
 
     def _fan_out(self, event: dict[str, Any]) -> None:
@@ -222,7 +222,14 @@ def _last_id() -> int:
         return last_event_id(session)
 
 
-def _events_after(after: int, patterns: list[str] | None, limit: int = MAX_REPLAY + 1):
+def _all_events_after(after: int, limit: int = MAX_REPLAY + 1):
+    # The gateway's own catch-up: every topic, filtered per client by _fan_out.
+    with transaction() as session:
+        return all_events_after(session, after, limit=limit)
+
+
+def _events_after(after: int, patterns: list[str], limit: int = MAX_REPLAY + 1):
+    # A client's replay: only its patterns, and nothing at all when it was granted none.
     with transaction() as session:
         return events_after(session, after, topics=patterns, limit=limit)
 

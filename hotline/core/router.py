@@ -22,7 +22,7 @@ from hotline.core.auth import (
 )
 from hotline.core.events import events_after, last_event_id
 from hotline.core.redis import get_redis
-from hotline.core.topics import visible_topic_prefixes
+from hotline.core.topics import narrow, visible_topic_prefixes
 
 router = APIRouter()
 
@@ -122,10 +122,19 @@ def list_events(
         int, Query(ge=0, le=2**63 - 1, description="the last event id the client saw")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    topics: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="comma-separated topic patterns, as on the websocket; default: all "
+            "the caller may see",
+        ),
+    ] = None,
 ) -> dict:
-    """Everything after ``after`` that the caller may see, oldest first, and the newest id."""
-    prefixes = visible_topic_prefixes(principal)
+    """Everything after ``after`` that the caller may see (and asked for), oldest first, and
+    the newest id."""
+    patterns = narrow(visible_topic_prefixes(principal), topics.split(",") if topics else None)
     return {
-        "events": events_after(session, after, topics=prefixes, limit=limit),
+        "events": events_after(session, after, topics=patterns, limit=limit),
         "last_id": last_event_id(session),
     }
