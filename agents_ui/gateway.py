@@ -1,6 +1,10 @@
 """The websocket gateway: live events to consoles, walls and inboxes (Zulip's protocol).
 
-A client connects to ``/ws?token=…&last_id=N&topics=a,b.``. Frames are JSON: ``hello`` (with
+A client connects to ``/ws?last_id=N&topics=a,b.`` offering the subprotocols ``hotline.v1`` and
+``bearer.<access token>`` (the gateway answers ``hotline.v1``): the token travels in the
+``Sec-WebSocket-Protocol`` header, never in the URL, so no access log or proxy log records it.
+Old clients may still send ``?token=…``; the log filter of ``hotline serve`` blanks it out
+(``hotline.core.redaction``). Frames are JSON: ``hello`` (with
 the topics granted), ``event`` (see ``frame``), ``heartbeat``, ``pong`` and ``resync``. It
 receives what it missed since ``N`` from the event log, then live events, each with its
 increasing ``id``; if it missed too much it is told to ``resync`` (reload a fresh snapshot).
@@ -61,6 +65,8 @@ CLOSE_FORBIDDEN = 4403
 # The fallback re-check of connected users' tokens, should a revocation event be missed.
 REVALIDATE_SECONDS = 5.0
 REVOKED = "auth.token_revoked"
+SUBPROTOCOL = "hotline.v1"
+BEARER_PREFIX = "bearer."
 
 
 @dataclass(eq=False)
@@ -295,9 +301,20 @@ def _authenticate(token: str | None) -> Principal:
         return websocket_principal(session, token)
 
 
+def offered_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The client's token and the subprotocol to answer: ``bearer.<token>`` among the offered
+    subprotocols, else (old clients) the ``token`` query parameter."""
+    offered = websocket.scope.get("subprotocols") or []
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    for protocol in offered:
+        if protocol.startswith(BEARER_PREFIX):
+            return protocol[len(BEARER_PREFIX) :], subprotocol
+    return websocket.query_params.get("token"), subprotocol
+
+
 @router.websocket("/ws")
 async def events_socket(websocket: WebSocket) -> None:
-    token = websocket.query_params.get("token")
+    token, subprotocol = offered_token(websocket)
     try:
         principal = await run_in_threadpool(_authenticate, token)
     except AuthError as exc:
@@ -306,7 +323,8 @@ async def events_socket(websocket: WebSocket) -> None:
     except AppError as exc:
         await websocket.close(code=CLOSE_FORBIDDEN, reason=exc.code)
         return
-    await websocket.accept()
+    # A browser drops a connection whose answer names no subprotocol when it offered some.
+    await websocket.accept(subprotocol=subprotocol)
     gateway: Gateway = websocket.app.state.gateway
     requested = websocket.query_params.get("topics")
     patterns = narrow(

@@ -41,10 +41,13 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _setup_logging() -> None:
+    from hotline.core.redaction import install_on_root
+
     logging.basicConfig(
         level=get_settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_on_root()
 
 
 def _is_sqlite() -> bool:
@@ -77,6 +80,8 @@ def serve(
     _prepare_redis()
     import uvicorn
 
+    from hotline.core.redaction import uvicorn_log_config
+
     uvicorn.run(
         "hotline.app:create_app",
         factory=True,
@@ -84,6 +89,8 @@ def serve(
         port=port,
         workers=workers,
         log_level=get_settings().log_level.lower(),
+        # Old websocket clients put their token in the URL: blanked in every log line.
+        log_config=uvicorn_log_config(),
     )
 
 
