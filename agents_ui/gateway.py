@@ -1,6 +1,10 @@
 """The websocket gateway: live events to consoles, walls and inboxes (Zulip's protocol).
 
-A client connects to ``/ws?token=…&last_id=N&topics=a,b.``. Frames are JSON: ``hello`` (with
+A client connects to ``/ws?last_id=N&topics=a,b.`` offering the subprotocols ``hotline.v1`` and
+``bearer.<access token>`` (the gateway answers ``hotline.v1``): the token travels in the
+``Sec-WebSocket-Protocol`` header, never in the URL, so no access log or proxy log records it.
+Old clients may still send ``?token=…``; the log filter of ``hotline serve`` blanks it out
+(``hotline.core.redaction``). Frames are JSON: ``hello`` (with
 the topics granted), ``event`` (see ``frame``), ``heartbeat``, ``pong`` and ``resync``. It
 receives what it missed since ``N`` from the event log, then live events, each with its
 increasing ``id``; if it missed too much it is told to ``resync`` (reload a fresh snapshot).
@@ -12,6 +16,11 @@ Redis was away, say) is filled from the event log before anything newer is forwa
 Each client has a bounded queue; one that falls too far behind is dropped with a ``resync``
 marker rather than slowing the others down. Heartbeats keep proxies from closing idle sockets
 and tell the client the newest id.
+
+Sessions end while connected: an ``auth.sessions`` event (a password, role or department change,
+a disabled account) makes the gateway re-check its connected users at once, and it re-checks
+them every REVALIDATE_SECONDS anyway (one query for all of them); a socket whose token is no
+longer valid is closed with 4401 and the reason ``auth.token_revoked``.
 """
 
 from __future__ import annotations
@@ -28,10 +37,16 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from hotline.core.auth import AuthError, Principal, websocket_principal
+from hotline.core.auth import (
+    SESSIONS_TOPIC,
+    AuthError,
+    Principal,
+    valid_token_versions,
+    websocket_principal,
+)
 from hotline.core.db import transaction
 from hotline.core.errors import AppError
-from hotline.core.events import events_after, last_event_id
+from hotline.core.events import all_events_after, events_after, last_event_id
 from hotline.core.outbox import EVENTS_CHANNEL
 from hotline.core.redis import redis_url
 from hotline.core.topics import narrow, visible_topic_prefixes
@@ -47,6 +62,11 @@ MAX_REPLAY = 2000
 CLOSE_RESYNC = 4000
 CLOSE_UNAUTHORISED = 4401
 CLOSE_FORBIDDEN = 4403
+# The fallback re-check of connected users' tokens, should a revocation event be missed.
+REVALIDATE_SECONDS = 5.0
+REVOKED = "auth.token_revoked"
+SUBPROTOCOL = "hotline.v1"
+BEARER_PREFIX = "bearer."
 
 
 @dataclass(eq=False)
@@ -55,6 +75,7 @@ class Client:
     patterns: list[str]
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(CLIENT_QUEUE_SIZE))
     dropped: bool = False
+    revoked: str | None = None  # why the session ended; the pump closes the socket
     last_sent: float = field(default_factory=time.monotonic)
 
 
@@ -75,19 +96,24 @@ class Gateway:
 
     def __init__(self) -> None:
         self._by_pattern: dict[str, set[Client]] = {}
+        # Every client, those granted no pattern included (they are in no index entry).
+        self._clients: set[Client] = set()
+        self._recheck = asyncio.Event()
         self.last_id = 0
         self._tasks: list[asyncio.Task] = []
         self._lock = asyncio.Lock()
 
     @property
     def clients(self) -> set[Client]:
-        return {c for clients in self._by_pattern.values() for c in clients}
+        return set(self._clients)
 
     def add(self, client: Client) -> None:
+        self._clients.add(client)
         for pattern in client.patterns:
             self._by_pattern.setdefault(pattern, set()).add(client)
 
     def remove(self, client: Client) -> None:
+        self._clients.discard(client)
         for pattern in client.patterns:
             clients = self._by_pattern.get(pattern)
             if clients is not None:
@@ -100,6 +126,7 @@ class Gateway:
         self._tasks = [
             asyncio.create_task(self._run(), name="ws-gateway"),
             asyncio.create_task(self._heartbeats(), name="ws-heartbeats"),
+            asyncio.create_task(self._revalidate_loop(), name="ws-revalidate"),
         ]
 
     async def stop(self) -> None:
@@ -119,6 +146,33 @@ class Gateway:
                     client.last_sent = time.monotonic()  # one queued at a time
                     with contextlib.suppress(asyncio.QueueFull):
                         client.queue.put_nowait(_HEARTBEAT)
+
+    async def _revalidate_loop(self) -> None:
+        """Re-check connected users' tokens when a revocation is announced, and periodically."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._recheck.wait(), REVALIDATE_SECONDS)
+            self._recheck.clear()
+            try:
+                await self.revalidate()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - database away: the next round retries
+                log.warning("could not re-check the connected users' tokens: %s", exc)
+
+    async def revalidate(self) -> None:
+        """Close (4401) every socket whose user was disabled or whose token version is old."""
+        clients = [c for c in self._clients if c.revoked is None]
+        if not clients:
+            return
+        valid = await run_in_threadpool(
+            _valid_token_versions, {c.principal.user_id for c in clients}
+        )
+        for client in clients:
+            if valid.get(client.principal.user_id) != client.principal.token_version:
+                client.revoked = REVOKED
+                with contextlib.suppress(asyncio.QueueFull):
+                    client.queue.put_nowait(_WAKE)  # the pump sees ``revoked`` and closes
 
     async def _run(self) -> None:
         while True:
@@ -159,7 +213,7 @@ class Gateway:
             if event["id"] <= self.last_id:
                 return
             if event["id"] > self.last_id + 1:
-                for missed in await run_in_threadpool(_events_after, self.last_id, None):
+                for missed in await run_in_threadpool(_all_events_after, self.last_id):
                     if missed["id"] >= event["id"]:
                         break
                     self._fan_out(missed)
@@ -167,11 +221,13 @@ class Gateway:
 
     async def catch_up(self) -> None:
         async with self._lock:
-            for missed in await run_in_threadpool(_events_after, self.last_id, None):
+            for missed in await run_in_threadpool(_all_events_after, self.last_id):
                 self._fan_out(missed)
 
     def _fan_out(self, event: dict[str, Any]) -> None:
         self.last_id = max(self.last_id, event["id"])
+        if event["topic"] == SESSIONS_TOPIC:
+            self._recheck.set()
         # Encoded once for every client: with hundreds of consoles, encoding per socket was
         # most of the gateway's CPU.
         outgoing = Outgoing(event["id"], encode(frame(event)))
@@ -198,6 +254,7 @@ class Outgoing:
 _PONG = Outgoing(0, "")
 _GONE = Outgoing(0, "")
 _HEARTBEAT = Outgoing(0, "")
+_WAKE = Outgoing(0, "")
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -222,9 +279,21 @@ def _last_id() -> int:
         return last_event_id(session)
 
 
-def _events_after(after: int, patterns: list[str] | None, limit: int = MAX_REPLAY + 1):
+def _all_events_after(after: int, limit: int = MAX_REPLAY + 1):
+    # The gateway's own catch-up: every topic, filtered per client by _fan_out.
+    with transaction() as session:
+        return all_events_after(session, after, limit=limit)
+
+
+def _events_after(after: int, patterns: list[str], limit: int = MAX_REPLAY + 1):
+    # A client's replay: only its patterns, and nothing at all when it was granted none.
     with transaction() as session:
         return events_after(session, after, topics=patterns, limit=limit)
+
+
+def _valid_token_versions(user_ids: set[int]) -> dict[int, int]:
+    with transaction() as session:
+        return valid_token_versions(session, user_ids)
 
 
 def _authenticate(token: str | None) -> Principal:
@@ -232,9 +301,20 @@ def _authenticate(token: str | None) -> Principal:
         return websocket_principal(session, token)
 
 
+def offered_token(websocket: WebSocket) -> tuple[str | None, str | None]:
+    """The client's token and the subprotocol to answer: ``bearer.<token>`` among the offered
+    subprotocols, else (old clients) the ``token`` query parameter."""
+    offered = websocket.scope.get("subprotocols") or []
+    subprotocol = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    for protocol in offered:
+        if protocol.startswith(BEARER_PREFIX):
+            return protocol[len(BEARER_PREFIX) :], subprotocol
+    return websocket.query_params.get("token"), subprotocol
+
+
 @router.websocket("/ws")
 async def events_socket(websocket: WebSocket) -> None:
-    token = websocket.query_params.get("token")
+    token, subprotocol = offered_token(websocket)
     try:
         principal = await run_in_threadpool(_authenticate, token)
     except AuthError as exc:
@@ -243,7 +323,8 @@ async def events_socket(websocket: WebSocket) -> None:
     except AppError as exc:
         await websocket.close(code=CLOSE_FORBIDDEN, reason=exc.code)
         return
-    await websocket.accept()
+    # A browser drops a connection whose answer names no subprotocol when it offered some.
+    await websocket.accept(subprotocol=subprotocol)
     gateway: Gateway = websocket.app.state.gateway
     requested = websocket.query_params.get("topics")
     patterns = narrow(
@@ -285,6 +366,9 @@ async def _pump(
     receiver = asyncio.create_task(_receive(websocket, client))
     try:
         while not receiver.done():
+            if client.revoked:
+                await websocket.close(code=CLOSE_UNAUTHORISED, reason=client.revoked)
+                return
             if client.dropped:
                 await websocket.send_json({"type": "resync", "reason": "too_slow"})
                 await websocket.close(code=CLOSE_RESYNC)
@@ -294,6 +378,8 @@ async def _pump(
             outgoing = await client.queue.get()
             if outgoing is _GONE:
                 return
+            if outgoing is _WAKE:
+                continue
             if outgoing is _PONG or outgoing is _HEARTBEAT:
                 kind = "pong" if outgoing is _PONG else "heartbeat"
                 await websocket.send_json({"type": kind, "last_id": gateway.last_id})

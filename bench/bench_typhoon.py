@@ -60,6 +60,7 @@ from pathlib import Path
 import httpx
 import psycopg
 from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_tickets import (  # noqa: E402 - the sibling benchmark's request mix and helpers
@@ -373,13 +374,14 @@ class Load:
     # -- websockets -------------------------------------------------------------------------
 
     async def listen(self, username: str, topics: str, audience: str, ready: asyncio.Queue):
-        url = (
-            self.bases[self.home[username]].replace("http://", "ws://")
-            + f"/ws?token={self.tokens[username]}&topics={topics}"
-        )
+        url = self.bases[self.home[username]].replace("http://", "ws://") + f"/ws?topics={topics}"
+        # The token in Sec-WebSocket-Protocol, as the pages send it: never in the logged URL.
+        offered = [Subprotocol("hotline.v1"), Subprotocol(f"bearer.{self.tokens[username]}")]
         while True:
             try:
-                async with connect(url, max_size=None, open_timeout=60, ping_interval=None) as ws:
+                async with connect(
+                    url, subprotocols=offered, max_size=None, open_timeout=60, ping_interval=None
+                ) as ws:
                     self.sockets_open += 1
                     await ready.put(username)
                     async for message in ws:

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 REPO = Path(__file__).resolve().parents[1]
 CTI = {"X-CTI-Token": "development-cti-token"}
@@ -87,8 +88,15 @@ class Receipts:
         return self.at.get(event_id, [])
 
 
-async def listen(url: str, receipts: Receipts, ready: asyncio.Queue) -> None:
-    async with connect(url, max_size=None, open_timeout=60, ping_interval=None) as ws:
+def subprotocols(token: str) -> list[Subprotocol]:
+    """The token as the gateway takes it: in Sec-WebSocket-Protocol, not in the logged URL."""
+    return [Subprotocol("hotline.v1"), Subprotocol(f"bearer.{token}")]
+
+
+async def listen(url: str, token: str, receipts: Receipts, ready: asyncio.Queue) -> None:
+    async with connect(
+        url, subprotocols=subprotocols(token), max_size=None, open_timeout=60, ping_interval=None
+    ) as ws:
         hello = json.loads(await ws.recv())
         assert hello["type"] == "hello", hello
         await ready.put(ws)
@@ -113,13 +121,14 @@ def console_topics(agent: str) -> str:
 WALL_TOPICS = "calls.,kpi.,tickets.dept."
 
 
-async def connect_all(urls: list[str], receipts: Receipts) -> tuple:
+async def connect_all(urls: list[tuple[str, str]], receipts: Receipts) -> tuple:
+    """Connect to each (url, token) of ``urls``."""
     ready: asyncio.Queue = asyncio.Queue()
     started = time.perf_counter()
     tasks = []
     # A few at a time: the server authenticates each one against the database.
-    for index, url in enumerate(urls):
-        tasks.append(asyncio.create_task(listen(url, receipts, ready)))
+    for index, (url, token) in enumerate(urls):
+        tasks.append(asyncio.create_task(listen(url, token, receipts, ready)))
         if index % 50 == 49:
             await asyncio.sleep(0)
     sockets = [await asyncio.wait_for(ready.get(), 120) for _ in urls]
@@ -278,7 +287,7 @@ async def measure(
     server_pid: int,
     args,
 ) -> None:
-    base_ws = url.replace("http://", "ws://") + "/ws?token="
+    base_ws = url.replace("http://", "ws://") + "/ws?last_id=0"
     limits = httpx.Limits(max_keepalive_connections=4)
     configurations = [
         ("baseline (1 console, 1 wall)", Audience(agents[:1], 1, broadcast=False)),
@@ -295,11 +304,15 @@ async def measure(
         results = {}
         for label, audience in configurations:
             console_urls = [
-                base_ws + tokens[a] + ("" if audience.broadcast else f"&topics={console_topics(a)}")
+                (
+                    base_ws + ("" if audience.broadcast else f"&topics={console_topics(a)}"),
+                    tokens[a],
+                )
                 for a in audience.agents
             ]
             wall_urls = [
-                f"{base_ws}{tokens[s]}&topics={WALL_TOPICS}" for s in supervisors[: audience.walls]
+                (f"{base_ws}&topics={WALL_TOPICS}", tokens[s])
+                for s in supervisors[: audience.walls]
             ]
             c_tasks, c_sockets, connect_s = await connect_all(console_urls, audience.consoles)
             w_tasks, w_sockets, _ = await connect_all(wall_urls, audience.wall_receipts)

@@ -41,10 +41,13 @@ logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _setup_logging() -> None:
+    from hotline.core.redaction import install_on_root
+
     logging.basicConfig(
         level=get_settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    install_on_root()
 
 
 def _is_sqlite() -> bool:
@@ -108,6 +111,8 @@ def serve(
     _prepare_redis()
     import uvicorn
 
+    from hotline.core.redaction import uvicorn_log_config
+
     try:
         uvicorn.run(
             "hotline.app:create_app",
@@ -117,6 +122,8 @@ def serve(
             workers=workers,
             log_level=get_settings().log_level.lower(),
             **proxy_trust_options(),
+            # Old websocket clients put their token in the URL: blanked in every log line.
+            log_config=uvicorn_log_config(),
         )
     finally:
         _release_redis()
@@ -199,34 +206,97 @@ def seed() -> None:
         typer.echo(line)
 
 
-@user_app.command("create")
-def user_create(
-    name: Annotated[str, typer.Argument(help="user name to log in with")],
-    role: Annotated[list[str], typer.Option(help="role (repeatable)")],
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
-    department: Annotated[list[str] | None, typer.Option(help="department code")] = None,
-    full_name: Annotated[str, typer.Option(help="display name")] = "",
-) -> None:
-    """Create a user (or update an existing one) with ROLE(s) and optional department(s)."""
-    from hotline.core.auth import create_user
+def _user_command(change) -> None:
+    """Run ``change(session)`` in one transaction; an AppError is printed, exit code 2."""
     from hotline.core.db import transaction
     from hotline.core.errors import AppError
 
     _prepare_database()
     try:
         with transaction() as session:
-            create_user(
-                session,
-                username=name,
-                password=password,
-                roles=role,
-                departments=department or [],
-                full_name=full_name,
-            )
+            change(session)
     except AppError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from exc
+
+
+# Audit entries name who did it: the operator's login on this machine, as far as we know it.
+def _operator() -> str:
+    return f"cli:{os.environ.get('USER') or os.environ.get('LOGNAME') or 'unknown'}"
+
+
+@user_app.command("create")
+def user_create(
+    name: Annotated[str, typer.Argument(help="user name to log in with")],
+    role: Annotated[list[str], typer.Option(help="role (repeatable)")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True)],
+    department: Annotated[
+        list[str] | None, typer.Option(help="department code (repeatable; the department role)")
+    ] = None,
+    full_name: Annotated[str, typer.Option(help="display name")] = "",
+    reset_password: Annotated[
+        bool,
+        typer.Option(
+            "--reset-password",
+            help="the user exists: set this password, roles and departments (ends its sessions)",
+        ),
+    ] = False,
+) -> None:
+    """Create a user with ROLE(s) and department(s); an existing name needs --reset-password."""
+    from hotline.core.auth import add_user, update_user
+    from hotline.core.errors import AppError
+
+    def change(session) -> None:
+        unknown = routing_service.unknown_departments(session, department or [])
+        if unknown:
+            raise AppError("auth.unknown_department", f"unknown department(s) {unknown}")
+        fields = dict(username=name, password=password, roles=role, departments=department or [])
+        if reset_password:
+            update_user(session, **fields, full_name=full_name or None, actor=_operator())
+        else:
+            try:
+                add_user(session, **fields, full_name=full_name, actor=_operator())
+            except AppError as exc:
+                if exc.code == "auth.user_exists":
+                    exc.message += "; give --reset-password to change it"
+                raise
+
+    _user_command(change)
     typer.echo(f"user {name} saved with roles {sorted(set(role))}")
+
+
+@user_app.command("password")
+def user_password(
+    name: Annotated[str, typer.Argument(help="user name")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Set a new password for NAME; its tokens stop working and its open sockets close."""
+    from hotline.core.auth import change_password
+
+    _user_command(
+        lambda session: change_password(
+            session, username=name, new_password=password, actor=_operator()
+        )
+    )
+    typer.echo(f"password of {name} changed; its sessions ended")
+
+
+@user_app.command("disable")
+def user_disable(name: Annotated[str, typer.Argument(help="user name")]) -> None:
+    """Disable NAME: no log-in, its tokens stop working and its open sockets close."""
+    from hotline.core.auth import set_user_active
+
+    _user_command(lambda session: set_user_active(session, name, False, actor=_operator()))
+    typer.echo(f"user {name} disabled")
+
+
+@user_app.command("enable")
+def user_enable(name: Annotated[str, typer.Argument(help="user name")]) -> None:
+    """Enable NAME again (it logs in anew: tokens from before the disabling stay invalid)."""
+    from hotline.core.auth import set_user_active
+
+    _user_command(lambda session: set_user_active(session, name, True, actor=_operator()))
+    typer.echo(f"user {name} enabled")
 
 
 @route_app.callback(invoke_without_command=True)

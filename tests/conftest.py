@@ -103,14 +103,15 @@ def make_user(database) -> Callable[..., dict[str, str]]:
         username: str, *roles: str, departments: tuple[str, ...] = (), password: str = "pw-12345678"
     ) -> dict[str, str]:
         with db.transaction() as session:
-            create_user(
+            user = create_user(
                 session,
                 username=username,
                 password=password,
                 roles=list(roles),
                 departments=list(departments),
             )
-        return {"Authorization": f"Bearer {create_access_token(username)}"}
+            version = user.token_version
+        return {"Authorization": f"Bearer {create_access_token(username, version=version)}"}
 
     return factory
 

@@ -649,3 +649,9 @@ def _check_consistent(session: Session) -> None:
         ruleset_from_db(session)
     except (rs.RuleSetError, KeyError, ValueError) as exc:
         raise AppError("routing.inconsistent", f"the change would break the rules: {exc}") from exc
+
+
+def unknown_departments(session: Session, codes: list[str]) -> list[str]:
+    """The codes of ``codes`` that name no department (for checking a user's departments)."""
+    known = set(session.scalars(select(m.Department.code).where(m.Department.code.in_(codes))))
+    return sorted(set(codes) - known)

@@ -1,14 +1,17 @@
 """People, passwords, tokens and role guards for HTTP and websocket routes.
 
 Passwords are hashed with argon2id (argon2-cffi). Access tokens are signed JWTs carrying the
-user name; roles and departments are re-read from the database on every request so that a
-revoked role or a deactivated account takes effect at once.
+user name, an expiry and the user's token version; roles and departments are re-read from the
+database on every request so that a revoked role or a deactivated account takes effect at once.
+A new password, a role or department change and disabling the account raise the version, which
+ends every token issued before (and, through an ``auth.sessions`` event, every open websocket).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated
@@ -24,7 +27,8 @@ from sqlalchemy.orm import Session
 
 from hotline.core.db import session_dependency, utcnow
 from hotline.core.errors import AppError
-from hotline.core.models import ROLES, User, UserDepartment, UserRole
+from hotline.core.events import publish_after_commit
+from hotline.core.models import ROLES, AuditEntry, User, UserDepartment, UserRole
 from hotline.core.redis import get_redis
 from hotline.core.settings import get_settings
 
@@ -33,6 +37,10 @@ log = logging.getLogger(__name__)
 _hasher = PasswordHasher()
 _ALGORITHM = "HS256"
 TOKEN_URL = "/api/v1/auth/token"
+# Published (after commit) when a user's tokens stop being valid; no role may subscribe to it.
+SESSIONS_TOPIC = "auth.sessions"
+# Every token must carry these; one without an expiry or a version would never die.
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "ver"]
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
 
 # A hash to verify against when the user does not exist, so that timing does not reveal
@@ -48,6 +56,7 @@ class Principal:
     username: str
     roles: frozenset[str]
     departments: frozenset[str]
+    token_version: int = 0
 
     def has_any(self, *roles: str) -> bool:
         return bool(self.roles.intersection(roles))
@@ -64,6 +73,121 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
+def _check_user_fields(
+    username: str, password: str | None, roles: list[str] | None, departments: list[str] | None
+) -> None:
+    if roles is not None:
+        unknown = sorted(set(roles) - set(ROLES))
+        if unknown:
+            raise AppError("auth.unknown_role", f"unknown role(s) {unknown}; known: {list(ROLES)}")
+        if "department" in roles and not departments:
+            raise AppError(
+                "auth.department_required", "the department role needs at least one department"
+            )
+    if not username or len(username) > 64:
+        raise AppError("auth.bad_username", "user name must be 1 to 64 characters")
+    if password is not None and len(password) < 8:
+        raise AppError("auth.weak_password", "password must be at least 8 characters")
+    if password is not None and len(password) > 1024:
+        raise AppError("auth.bad_password", "password must be at most 1024 characters")
+
+
+def _audit(session: Session, actor: str, action: str, user: User, **detail: object) -> None:
+    session.add(
+        AuditEntry(
+            actor=actor, action=action, entity="user", entity_id=user.username, detail=detail
+        )
+    )
+
+
+def revoke_sessions(session: Session, user: User) -> None:
+    """End every token ``user`` holds: they carry the old version; open sockets close too."""
+    user.token_version = (user.token_version or 0) + 1
+    session.flush()
+    publish_after_commit(
+        session,
+        SESSIONS_TOPIC,
+        "sessions.revoked",
+        {"user_id": user.id, "version": user.token_version},
+    )
+
+
+def add_user(
+    session: Session,
+    *,
+    username: str,
+    password: str,
+    roles: list[str],
+    departments: list[str] | None = None,
+    full_name: str = "",
+    actor: str = "system",
+) -> User:
+    """Create a new user; an existing name is refused (``auth.user_exists``, 409)."""
+    _check_user_fields(username, password, roles, departments)
+    if session.scalar(select(User.id).where(User.username == username)) is not None:
+        raise AppError("auth.user_exists", f"user {username!r} exists already", status_code=409)
+    user = User(username=username, password_hash=hash_password(password), full_name=full_name)
+    user.roles = [UserRole(role=r) for r in sorted(set(roles))]
+    user.departments = [UserDepartment(department_code=d) for d in sorted(set(departments or []))]
+    session.add(user)
+    session.flush()
+    _audit(
+        session,
+        actor,
+        "user.created",
+        user,
+        roles=user.role_names,
+        departments=user.department_codes,
+    )
+    return user
+
+
+def update_user(
+    session: Session,
+    *,
+    username: str,
+    password: str | None = None,
+    roles: list[str] | None = None,
+    departments: list[str] | None = None,
+    full_name: str | None = None,
+    actor: str = "system",
+) -> User:
+    """Change what is given of an existing user; a new password or a change of roles or
+    departments ends the user's sessions. Giving the same values again changes nothing."""
+    user = _get_user(session, username)
+    _check_user_fields(
+        username,
+        password,
+        roles,
+        departments if departments is not None else user.department_codes,
+    )
+    changed: list[str] = []
+    if password is not None and not verify_password(user.password_hash, password):
+        user.password_hash = hash_password(password)
+        changed.append("password")
+    if roles is not None and sorted(set(roles)) != user.role_names:
+        user.roles = [UserRole(role=r) for r in sorted(set(roles))]
+        changed.append("roles")
+    if departments is not None and sorted(set(departments)) != user.department_codes:
+        user.departments = [UserDepartment(department_code=d) for d in sorted(set(departments))]
+        changed.append("departments")
+    if full_name:
+        user.full_name = full_name
+    session.flush()
+    if changed:
+        revoke_sessions(session, user)
+        _audit(
+            session,
+            actor,
+            "user.updated",
+            user,
+            changed=changed,
+            roles=user.role_names,
+            departments=user.department_codes,
+        )
+    return user
+
+
 def create_user(
     session: Session,
     *,
@@ -73,25 +197,69 @@ def create_user(
     departments: list[str] | None = None,
     full_name: str = "",
 ) -> User:
-    """Create a user, or update the password, roles and departments of an existing one."""
-    unknown = sorted(set(roles) - set(ROLES))
-    if unknown:
-        raise AppError("auth.unknown_role", f"unknown role(s) {unknown}; known: {list(ROLES)}")
-    if not username or len(username) > 64:
-        raise AppError("auth.bad_username", "user name must be 1 to 64 characters")
-    if len(password) < 8:
-        raise AppError("auth.weak_password", "password must be at least 8 characters")
+    """Create a user, or bring an existing one to these values (demo seeding, tests)."""
+    if session.scalar(select(User.id).where(User.username == username)) is None:
+        return add_user(
+            session,
+            username=username,
+            password=password,
+            roles=roles,
+            departments=departments,
+            full_name=full_name,
+        )
+    return update_user(
+        session,
+        username=username,
+        password=password,
+        roles=roles,
+        departments=departments or [],
+        full_name=full_name,
+    )
+
+
+def _get_user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        user = User(username=username, password_hash=hash_password(password), full_name=full_name)
-        session.add(user)
-    else:
-        user.password_hash = hash_password(password)
-        user.full_name = full_name or user.full_name
-    user.roles = [UserRole(role=r) for r in sorted(set(roles))]
-    user.departments = [UserDepartment(department_code=d) for d in sorted(set(departments or []))]
-    session.flush()
+        raise AppError("auth.unknown_user", f"no user {username!r}", status_code=404)
     return user
+
+
+def set_user_active(
+    session: Session, username: str, active: bool, *, actor: str = "system"
+) -> User:
+    """Enable or disable a user; disabling ends its sessions at once."""
+    user = _get_user(session, username)
+    if user.is_active != active:
+        user.is_active = active
+        revoke_sessions(session, user)
+        _audit(session, actor, "user.enabled" if active else "user.disabled", user)
+    return user
+
+
+def change_password(
+    session: Session, *, username: str, new_password: str, actor: str = "system"
+) -> User:
+    """Set a new password (the caller has checked the old one, or is an operator); every
+    session of the user ends, the one asking included."""
+    user = _get_user(session, username)
+    _check_user_fields(username, new_password, None, None)
+    user.password_hash = hash_password(new_password)
+    revoke_sessions(session, user)
+    _audit(session, actor, "user.password_changed", user)
+    return user
+
+
+def valid_token_versions(session: Session, user_ids: Iterable[int]) -> dict[int, int]:
+    """The token version of each of ``user_ids`` that may still hold sessions (exists, active):
+    a connection whose token has another version, or whose user is missing, is revoked. One
+    statement for them all, however many connections ask."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(User.id, User.token_version).where(User.id.in_(ids), User.is_active)
+    ).all()
+    return {r.id: r.token_version for r in rows}
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:
@@ -106,11 +274,14 @@ def authenticate(session: Session, username: str, password: str) -> User | None:
     return user
 
 
-def create_access_token(username: str, *, minutes: int | None = None) -> str:
+def create_access_token(username: str, *, minutes: int | None = None, version: int = 0) -> str:
+    """A token for ``username`` at token ``version`` (``User.token_version``: a token of an
+    older version is refused)."""
     settings = get_settings()
     now = utcnow()
     claims = {
         "sub": username,
+        "ver": version,
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=minutes or settings.access_token_minutes)).timestamp()),
     }
@@ -222,7 +393,10 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
         raise AuthError("auth.unauthenticated", "a bearer token is required")
     try:
         claims = jwt.decode(
-            token, get_settings().secret_key.get_secret_value(), algorithms=[_ALGORITHM]
+            token,
+            get_settings().secret_key.get_secret_value(),
+            algorithms=[_ALGORITHM],
+            options={"require": _REQUIRED_CLAIMS},
         )
     except jwt.ExpiredSignatureError as exc:
         raise AuthError("auth.token_expired", "the token has expired; log in again") from exc
@@ -232,18 +406,29 @@ def principal_from_token(session: Session, token: str | None) -> Principal:
     # loading the ORM object and its two collections took three).
     username = claims.get("sub")
     rows = session.execute(
-        select(User.id, User.is_active, UserRole.role, UserDepartment.department_code)
+        select(
+            User.id,
+            User.is_active,
+            User.token_version,
+            UserRole.role,
+            UserDepartment.department_code,
+        )
         .outerjoin(UserRole, UserRole.user_id == User.id)
         .outerjoin(UserDepartment, UserDepartment.user_id == User.id)
         .where(User.username == username)
     ).all()
     if not rows or not rows[0].is_active:
         raise AuthError("auth.invalid_token", "the token's user no longer exists or is inactive")
+    if claims.get("ver") != rows[0].token_version:
+        raise AuthError(
+            "auth.token_revoked", "the token was revoked (password or role change); log in again"
+        )
     return Principal(
         user_id=rows[0].id,
         username=username,
         roles=frozenset(r.role for r in rows if r.role),
         departments=frozenset(r.department_code for r in rows if r.department_code),
+        token_version=rows[0].token_version,
     )
 
 

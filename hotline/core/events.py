@@ -31,13 +31,24 @@ def publish_after_commit(session: Session, topic: str, type: str, data: dict[str
 
 
 def events_after(
-    session: Session, after_id: int, *, topics: Iterable[str] | None = None, limit: int = 1000
+    session: Session, after_id: int, *, topics: Iterable[str], limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """Events with an id greater than ``after_id``, oldest first, filtered by topic patterns."""
-    query = select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
-    patterns = list(topics or [])
-    if patterns:
-        query = query.where(
+    """Events with an id greater than ``after_id``, oldest first, on the topic patterns given.
+
+    No pattern means no event: an empty list is what narrowing a request to what a caller may
+    see yields when nothing is left, so it must never read as "no filter" (security issue 17).
+    Every topic is ``all_events_after``, a separate function, so nobody can ask for it by
+    accident.
+    """
+    if isinstance(topics, str):
+        raise TypeError("topics is a collection of patterns, not one string")
+    patterns = list(topics)
+    if not patterns:
+        return []
+    query = (
+        select(Event)
+        .where(
+            Event.id > after_id,
             or_(
                 *[
                     Event.topic.startswith(p, autoescape=True)
@@ -45,8 +56,21 @@ def events_after(
                     else Event.topic == p
                     for p in patterns
                 ]
-            )
+            ),
         )
+        .order_by(Event.id)
+        .limit(limit)
+    )
+    return [event_message(ev) for ev in session.scalars(query)]
+
+
+def all_events_after(session: Session, after_id: int, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Every event with an id greater than ``after_id``, whatever its topic, oldest first.
+
+    For the gateway's own catch-up (it filters per client afterwards) and for tests; never for
+    what a caller asked for.
+    """
+    query = select(Event).where(Event.id > after_id).order_by(Event.id).limit(limit)
     return [event_message(ev) for ev in session.scalars(query)]
 
 

@@ -9,22 +9,25 @@ import redis
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from rq import Worker
 from sqlalchemy import text
 
 from hotline.core import outbox
 from hotline.core.auth import (
+    AuthError,
     Principal,
     SessionDep,
+    change_password,
     create_access_token,
     current_principal,
     log_in,
 )
+from hotline.core.errors import AppError
 from hotline.core.events import events_after, last_event_id
 from hotline.core.redis import EmbeddedRedisNotAnswering, get_redis
 from hotline.core.settings import get_settings
-from hotline.core.topics import visible_topic_prefixes
+from hotline.core.topics import narrow, visible_topic_prefixes
 
 router = APIRouter()
 
@@ -60,7 +63,47 @@ def login(
     # (--forwarded-allow-ips); otherwise every user would share the proxy's limit.
     address = request.client.host if request.client else "unknown"
     user = log_in(session, form.username, form.password, address=address)
-    return Token(access_token=create_access_token(user.username))
+    return Token(access_token=create_access_token(user.username, version=user.token_version))
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=8, max_length=1024)
+
+
+@router.post(
+    "/api/v1/auth/password",
+    response_model=Token,
+    tags=["auth"],
+    responses={
+        401: {"description": "no valid token"},
+        403: {"description": "`auth.bad_credentials`: the current password is wrong"},
+        429: {"description": "`auth.throttled`: too many wrong passwords; see Retry-After"},
+    },
+)
+def change_own_password(
+    request: Request,
+    session: SessionDep,
+    principal: Annotated[Principal, Depends(current_principal)],
+    body: PasswordChange,
+) -> Token:
+    """Change the caller's own password. Every token of the caller, this one included, stops
+    working and its open sockets close; the answer carries a fresh token."""
+    address = request.client.host if request.client else "unknown"
+    # Checked like a log-in, throttle included: a stolen token must not be a free password
+    # oracle.
+    try:
+        log_in(session, principal.username, body.current_password, address=address)
+    except AuthError as exc:
+        # 403, not 401: the caller's token is fine, a client must not drop it and re-log in.
+        raise AppError(exc.code, "the current password is wrong", status_code=403) from exc
+    user = change_password(
+        session,
+        username=principal.username,
+        new_password=body.new_password,
+        actor=principal.username,
+    )
+    return Token(access_token=create_access_token(user.username, version=user.token_version))
 
 
 @router.get("/api/v1/auth/me", response_model=Me, tags=["auth"])
@@ -148,10 +191,19 @@ def list_events(
         int, Query(ge=0, le=2**63 - 1, description="the last event id the client saw")
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+    topics: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="comma-separated topic patterns, as on the websocket; default: all "
+            "the caller may see",
+        ),
+    ] = None,
 ) -> dict:
-    """Everything after ``after`` that the caller may see, oldest first, and the newest id."""
-    prefixes = visible_topic_prefixes(principal)
+    """Everything after ``after`` that the caller may see (and asked for), oldest first, and
+    the newest id."""
+    patterns = narrow(visible_topic_prefixes(principal), topics.split(",") if topics else None)
     return {
-        "events": events_after(session, after, topics=prefixes, limit=limit),
+        "events": events_after(session, after, topics=patterns, limit=limit),
         "last_id": last_event_id(session),
     }

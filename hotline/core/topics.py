@@ -43,7 +43,8 @@ def narrow(visible: Iterable[str], requested: Iterable[str] | None) -> list[str]
     Nothing asked for means everything visible. A request broader than allowed is cut down
     to the allowed part (a department asking for ``tickets.`` gets its own departments), and a
     request for a topic it may not see yields nothing for that topic, never an error: the
-    page works with whatever the role allows.
+    page works with whatever the role allows. An empty result means "no topic at all", and
+    every consumer must treat it so (``events_after`` returns nothing for it).
     """
     visible = sorted(set(visible))
     wanted = sorted({p.strip() for p in requested or () if p.strip()})

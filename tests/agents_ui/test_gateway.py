@@ -146,9 +146,9 @@ def test_a_gap_in_pubsub_is_filled_from_the_log(database):
         watcher = Client(_principal("sup", "supervisor"), ["kpi."], asyncio.Queue(100))
         gateway.add(watcher)
         with db.transaction() as session:
-            from hotline.core.events import events_after
+            from hotline.core.events import all_events_after
 
-            log = events_after(session, 0)
+            log = all_events_after(session, 0)
         # Redis lost the first two messages: only the third arrives.
         await gateway.deliver(log[2])
         frames = [watcher.queue.get_nowait() for _ in range(watcher.queue.qsize())]

@@ -27,6 +27,9 @@ SUBCOMMANDS = [
     ["db", "current"],
     ["user"],
     ["user", "create"],
+    ["user", "password"],
+    ["user", "disable"],
+    ["user", "enable"],
     ["route"],
     ["route", "replay"],
     ["kpi", "rebuild"],
@@ -48,6 +51,13 @@ def test_every_subcommand_has_help(words):
 
 
 def test_user_create_then_log_in(client):
+    from dispatch.routing.models import Department
+    from hotline.core import db
+
+    with db.transaction() as session:  # the department must exist
+        session.add(
+            Department(code="XZ-MARKET", name="香洲区市场监督管理局", level="area", types=[])
+        )
     result = runner.invoke(
         app,
         [

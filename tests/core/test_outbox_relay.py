@@ -8,7 +8,7 @@ from rq.job import Job
 from sqlalchemy import func, select
 
 from hotline.core import db, outbox
-from hotline.core.events import events_after, publish_after_commit
+from hotline.core.events import all_events_after, publish_after_commit
 from hotline.core.jobs import enqueue_after_commit, safe_job_id
 from hotline.core.models import OutboxMessage
 from hotline.core.redis import get_redis
@@ -29,7 +29,7 @@ def test_each_commit_returns_with_its_event_logged_and_its_job_in_rq():
         enqueue_after_commit(session, "hotline.core.worker.ping", "now", job_id="ping:relay")
     # No waiting here: the commit itself waited for the relay.
     with db.transaction() as session:
-        assert [e["data"] for e in events_after(session, 0)] == [{"n": 1}]
+        assert [e["data"] for e in all_events_after(session, 0)] == [{"n": 1}]
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
     assert Job.exists(safe_job_id("ping:relay"), connection=get_redis())
 
@@ -43,7 +43,7 @@ def test_commits_made_while_a_pass_runs_share_the_next_one():
         with db.transaction() as session:
             publish_after_commit(session, "kpi.wall", "x", {"n": n})
         with db.transaction() as session:
-            seen_own_event.append(n in [e["data"]["n"] for e in events_after(session, 0)])
+            seen_own_event.append(n in [e["data"]["n"] for e in all_events_after(session, 0)])
         committed.append(n)
 
     # The relay thread cannot move anything while the test holds the relay lock, so the eight
@@ -62,7 +62,7 @@ def test_commits_made_while_a_pass_runs_share_the_next_one():
     assert seen_own_event == [True] * 8
     assert relayer.passes - passes_before <= 2
     with db.transaction() as session:
-        ids = [e["id"] for e in events_after(session, 0)]
+        ids = [e["id"] for e in all_events_after(session, 0)]
     assert len(ids) == len(set(ids)) == 8
 
 
@@ -83,7 +83,7 @@ def test_a_rolled_back_transaction_asks_for_no_pass():
         raise RuntimeError("rolled back")
     assert relayer._asked == asked
     with db.transaction() as session:
-        assert events_after(session, 0) == []
+        assert all_events_after(session, 0) == []
 
 
 def test_a_pass_looks_only_at_the_kinds_its_commits_staged_the_retry_takes_the_rest():
@@ -102,7 +102,7 @@ def test_a_pass_looks_only_at_the_kinds_its_commits_staged_the_retry_takes_the_r
     with db.transaction() as session:
         publish_after_commit(session, "kpi.wall", "kpi.updated", {"n": 1})
     with db.transaction() as session:
-        assert len(events_after(session, 0)) == 1
+        assert len(all_events_after(session, 0)) == 1
         assert session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
     outbox._relayer().wake()  # what the retry poller of every process does each second
     _wait_until(lambda: Job.exists("ping_left", connection=get_redis()))

@@ -683,6 +683,13 @@ class Loader:
 # -- websocket clients -----------------------------------------------------------------------
 
 
+def subprotocols(token: str) -> list[Any]:
+    """What a client offers the gateway: its protocol, and its token as ``bearer.<token>``."""
+    from websockets.typing import Subprotocol
+
+    return [Subprotocol("hotline.v1"), Subprotocol(f"bearer.{token}")]
+
+
 class Listener:
     """A console's websocket in a thread: collects event frames, and on a dropped connection
     reconnects to the next URL with ``last_id`` of the last event it saw (what the browser
@@ -710,11 +717,15 @@ class Listener:
         while not self._stop.is_set():
             url = self.urls[attempt % len(self.urls)]
             attempt += 1
-            query = f"?token={self.token}"
-            if self.last_id is not None:
-                query += f"&last_id={self.last_id}"
+            query = f"?last_id={self.last_id}" if self.last_id is not None else ""
             try:
-                with connect(url + query, open_timeout=5, close_timeout=1) as ws:
+                # The token in Sec-WebSocket-Protocol, as the pages send it (not in the URL).
+                with connect(
+                    url + query,
+                    subprotocols=subprotocols(self.token),
+                    open_timeout=5,
+                    close_timeout=1,
+                ) as ws:
                     while not self._stop.is_set():
                         try:
                             message = json.loads(ws.recv(timeout=0.2))

@@ -52,6 +52,8 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     # core
     ("POST", "/api/v1/auth/token"): PUBLIC,
     ("GET", "/api/v1/auth/me"): ANY_USER,
+    # Probed without a body (422): a real change would end the shared world's sessions.
+    ("POST", "/api/v1/auth/password"): ANY_USER,
     ("GET", "/api/v1/events"): ANY_USER,
     # routing
     ("POST", "/api/v1/routing/preview"): roles(*STAFF),

@@ -12,6 +12,9 @@ const BACKOFF_START_MS = 500;
 const BACKOFF_MAX_MS = 15000;
 const CLOSE_UNAUTHORISED = 4401;
 const CLOSE_FORBIDDEN = 4403;
+// The token travels as a subprotocol (the Sec-WebSocket-Protocol header), never in the URL,
+// which access logs and proxies record; the gateway answers with SUBPROTOCOL.
+const SUBPROTOCOL = "hotline.v1";
 
 export class HotlineSocket {
   /**
@@ -96,14 +99,13 @@ export class HotlineSocket {
     if (this.stopped || this.held) return;
     const url = new URL("/ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    url.searchParams.set("token", this.token);
     if (this.lastId !== null) url.searchParams.set("last_id", String(this.lastId));
     if (this.topics.length) url.searchParams.set("topics", this.topics.join(","));
-    this.url = url.pathname + "?last_id=" + (this.lastId ?? ""); // never expose the token
+    this.url = url.pathname + "?last_id=" + (this.lastId ?? "");
     this.onStatus("connecting");
     let socket;
     try {
-      socket = new WebSocket(url);
+      socket = new WebSocket(url, [SUBPROTOCOL, `bearer.${this.token}`]);
     } catch (error) {
       this._reconnectSoon();
       return;

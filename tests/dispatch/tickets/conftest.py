@@ -23,7 +23,7 @@ from dispatch.routing import service as routing_service
 from dispatch.tickets import service as ticket_service
 from dispatch.tickets.models import Ticket
 from hotline.core import auth, db
-from hotline.core.events import events_after, last_event_id
+from hotline.core.events import all_events_after, last_event_id
 from hotline.core.redis import get_redis
 
 # By the reference data, SC-01 (消费纠纷投诉, area level) at 拱北 goes to 香洲区市场监督管理局.
@@ -193,7 +193,7 @@ def events() -> Callable[[int], list[dict[str, Any]]]:
 
     def read(after_id: int = 0) -> list[dict[str, Any]]:
         with db.transaction() as session:
-            return events_after(session, after_id, limit=10_000)
+            return all_events_after(session, after_id, limit=10_000)
 
     return read
 
