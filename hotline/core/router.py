@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from rq import Worker
 from sqlalchemy import text
 
-from hotline.core import outbox
+from hotline.core import outbox, privacy
 from hotline.core.auth import (
     Principal,
     SessionDep,
@@ -123,9 +123,10 @@ def list_events(
     ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict:
-    """Everything after ``after`` that the caller may see, oldest first, and the newest id."""
+    """Everything after ``after`` that the caller may see, oldest first, and the newest id.
+    A department user gets each event's data with callers' personal data masked."""
     prefixes = visible_topic_prefixes(principal)
-    return {
-        "events": events_after(session, after, topics=prefixes, limit=limit),
-        "last_id": last_event_id(session),
-    }
+    events = events_after(session, after, topics=prefixes, limit=limit)
+    if not privacy.sees_personal_data(principal):
+        events = [privacy.mask_event(event) for event in events]
+    return {"events": events, "last_id": last_event_id(session)}
