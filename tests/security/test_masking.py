@@ -500,3 +500,59 @@ def test_department_events_are_masked_on_the_socket_and_in_the_catch_up(scene):
         assert not leaks(text), text
     catch_up = _ok(scene.client.get("/api/v1/events", headers=scene.headers["market"])).text
     assert "ticket.noted" in catch_up and not leaks(catch_up)
+
+
+def test_the_gateway_encodes_an_event_at_most_twice_whatever_the_number_of_sockets(
+    monkeypatch,
+):
+    """One plain and one masked encoding per event, made when the first socket of each kind
+    takes it; none for a kind no socket needs."""
+    import asyncio
+
+    from agents_ui import gateway as gateway_module
+
+    encoded: list[str] = []
+    real_encode = gateway_module.encode
+
+    def counting_encode(message):
+        text = real_encode(message)
+        encoded.append(text)
+        return text
+
+    monkeypatch.setattr(gateway_module, "encode", counting_encode)
+
+    def principal(name: str, *roles: str) -> Principal:
+        return Principal(1, name, frozenset(roles), frozenset({MARKET}))
+
+    topic = f"tickets.dept.{MARKET}"
+    departments = [
+        gateway_module.Client(principal(f"d{n}", "department"), [topic], asyncio.Queue(10))
+        for n in range(5)
+    ]
+    agents = [
+        gateway_module.Client(principal(f"a{n}", "agent"), ["tickets."], asyncio.Queue(10))
+        for n in range(5)
+    ]
+    gateway = gateway_module.Gateway()
+    for client in [*departments, *agents]:
+        gateway.add(client)
+    data = {"content": PERSONAL, "caller_phone": CALLER_PHONE}
+    gateway._fan_out({"id": 1, "topic": topic, "type": "ticket.noted", "data": data, "at": None})
+    gateway._fan_out({"id": 2, "topic": "tickets.by.a0", "type": "x", "data": data, "at": None})
+    assert encoded == [], "nothing is encoded before a socket sends it"
+
+    def sent(client) -> list[str]:
+        frames = []
+        while not client.queue.empty():
+            frames.append(gateway_module.frame_text(client.queue.get_nowait(), client.principal))
+        return frames
+
+    to_departments = [sent(c) for c in departments]
+    assert len(encoded) == 1
+    to_agents = [sent(c) for c in agents]
+    assert len(encoded) == 3, "event 1 twice (masked, plain), event 2 once (plain only)"
+    assert all(frames == to_departments[0] for frames in to_departments)
+    assert all(frames == to_agents[0] for frames in to_agents)
+    (masked,) = to_departments[0]
+    assert not leaks(masked) and json.loads(masked)["data"]["caller_phone"] == "138****9999"
+    assert [json.loads(f)["data"]["caller_phone"] for f in to_agents[0]] == [CALLER_PHONE] * 2
