@@ -37,6 +37,7 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
+from hotline.core import privacy
 from hotline.core.auth import (
     SESSIONS_TOPIC,
     AuthError,
@@ -228,9 +229,9 @@ class Gateway:
         self.last_id = max(self.last_id, event["id"])
         if event["topic"] == SESSIONS_TOPIC:
             self._recheck.set()
-        # Encoded once for every client: with hundreds of consoles, encoding per socket was
-        # most of the gateway's CPU.
-        outgoing = Outgoing(event["id"], encode(frame(event)))
+        # Encoded once for every client (twice at most, see Outgoing): with hundreds of
+        # consoles, encoding per socket was most of the gateway's CPU.
+        outgoing = Outgoing(event["id"], event)
         targets: set[Client] = set()
         for pattern in patterns_matching(event["topic"]):
             targets.update(self._by_pattern.get(pattern, ()))
@@ -243,18 +244,41 @@ class Gateway:
                 client.dropped = True  # the sender notices, says resync and closes
 
 
-@dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A frame ready for the wire, with the event id the pump checks against the replay."""
+    """An event for the wire, with the id the pump checks against the replay. Encoded lazily,
+    at most twice however many sockets get it: as it is (``text``) and with callers' personal
+    data masked for department users (``masked_text``)."""
 
-    id: int
-    text: str
+    __slots__ = ("id", "event", "_text", "_masked_text")
+
+    def __init__(self, id: int, event: dict[str, Any] | None = None) -> None:
+        self.id = id
+        self.event = event
+        self._text: str | None = None
+        self._masked_text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = encode(frame(self.event or {}))
+        return self._text
+
+    @property
+    def masked_text(self) -> str:
+        if self._masked_text is None:
+            self._masked_text = encode(frame(privacy.mask_event(self.event or {})))
+        return self._masked_text
 
 
-_PONG = Outgoing(0, "")
-_GONE = Outgoing(0, "")
-_HEARTBEAT = Outgoing(0, "")
-_WAKE = Outgoing(0, "")
+def frame_text(outgoing: Outgoing, principal: Principal) -> str:
+    """What ``principal`` is sent for an event: the masked frame unless it is hotline staff."""
+    return outgoing.text if privacy.sees_personal_data(principal) else outgoing.masked_text
+
+
+_PONG = Outgoing(0)
+_GONE = Outgoing(0)
+_HEARTBEAT = Outgoing(0)
+_WAKE = Outgoing(0)
 
 
 def encode(message: dict[str, Any]) -> str:
@@ -351,7 +375,7 @@ async def events_socket(websocket: WebSocket) -> None:
                 await websocket.send_json({"type": "resync", "reason": "too_far_behind"})
             else:
                 for event in missed:
-                    await websocket.send_json(frame(event))
+                    await websocket.send_text(frame_text(Outgoing(event["id"], event), principal))
                     replayed_up_to = event["id"]
         await _pump(websocket, gateway, client, replayed_up_to)
     except WebSocketDisconnect:
@@ -384,7 +408,7 @@ async def _pump(
                 kind = "pong" if outgoing is _PONG else "heartbeat"
                 await websocket.send_json({"type": kind, "last_id": gateway.last_id})
             elif outgoing.id > replayed_up_to:  # else already sent by the replay
-                await websocket.send_text(outgoing.text)
+                await websocket.send_text(frame_text(outgoing, client.principal))
             client.last_sent = time.monotonic()
     finally:
         receiver.cancel()

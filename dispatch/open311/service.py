@@ -32,6 +32,7 @@ from dispatch.open311.models import Open311ApiKey
 from dispatch.routing import service as routing_service
 from dispatch.tickets import service as tickets_service
 from dispatch.tickets.models import Ticket, TicketAction
+from hotline.core import privacy
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError, NotFound
 from hotline.core.models import AuditEntry
@@ -354,16 +355,13 @@ def _notice(ticket: Ticket, routing: routing_service.Routing) -> str:
     return f"{STATUS_TEXT.get(ticket.status, ticket.status)}（{name}）"
 
 
-_MOBILE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
-
-
 def _without_personal_data(text: str, ticket: Ticket) -> str:
-    """Mask the caller's own name and phone, and any mainland mobile number, in public text."""
-    if ticket.caller_phone and len(ticket.caller_phone) >= 7:
-        text = text.replace(ticket.caller_phone, tickets_service.mask_phone(ticket.caller_phone))
+    """Mask the caller's own name and phone, and every phone number, ID number and e-mail
+    address, in public text: the public sees no more than a department does."""
+    known = privacy.known_caller(ticket.caller_phone)
     if ticket.caller_name and len(ticket.caller_name) >= 2:
-        text = text.replace(ticket.caller_name, "*" * len(ticket.caller_name))
-    return _MOBILE.sub(r"\1****\2", text)
+        known[ticket.caller_name] = "*" * len(ticket.caller_name)
+    return privacy.mask_text(text, known)
 
 
 def _local(moment: datetime | None) -> str | None:
@@ -390,12 +388,13 @@ def _public_request(
         "requested_datetime": _local(ticket.received_at),
         "updated_datetime": _local(ticket.updated_at),
         "expected_datetime": _local(ticket.finish_deadline or ticket.accept_deadline),
-        "address": ticket.address or None,
+        "address": _without_personal_data(ticket.address, ticket) or None,
         "address_id": None,
         "zipcode": None,
         "lat": note.get("lat"),
         "long": note.get("long"),
-        "media_url": note.get("media_url"),
+        # A link with a phone number in it is broken rather than published.
+        "media_url": note.get("media_url") and _without_personal_data(note["media_url"], ticket),
     }
 
 

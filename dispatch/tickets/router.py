@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from dispatch.tickets import service
 from dispatch.tickets.calendar import statutory_holidays
 from dispatch.tickets.models import CalendarOverride, Ticket
+from hotline.core import privacy
 from hotline.core.auth import Principal, SessionDep, current_principal, require_roles
 from hotline.core.models import AuditEntry
 from hotline.core.moments import Day, Moment
@@ -100,15 +101,24 @@ def _local(moment: datetime | None) -> datetime | None:
 
 
 def present(session: Session, principal: Principal, ticket: Ticket) -> dict[str, Any]:
-    hotline_staff = bool(principal.roles & service.HOTLINE_ROLES)
+    """The ticket as ``principal`` may see it: department users get the caller's personal data
+    masked in every field, free text included (``hotline.core.privacy``)."""
+    return _masked(principal, ticket, _view(session, ticket))
+
+
+def _masked(principal: Principal, ticket: Ticket, view: dict[str, Any]) -> dict[str, Any]:
+    return privacy.for_principal(
+        principal, view, privacy.known_caller(ticket.caller_phone, ticket.caller_name)
+    )
+
+
+def _view(session: Session, ticket: Ticket) -> dict[str, Any]:
     return {
         "number": ticket.number,
         "channel": ticket.channel,
         "status": ticket.status,
-        "caller_name": ticket.caller_name if hotline_staff else ticket.caller_name[:1] + "**",
-        "caller_phone": (
-            ticket.caller_phone if hotline_staff else service.mask_phone(ticket.caller_phone)
-        ),
+        "caller_name": ticket.caller_name,
+        "caller_phone": ticket.caller_phone,
         "content": ticket.content,
         "address": ticket.address,
         "town_code": ticket.town_code,
@@ -177,13 +187,14 @@ def list_tickets(
 @router.get("/tickets/{number}", response_model=TicketDetail)
 def get_ticket(number: str, session: SessionDep, principal: Caller) -> dict:
     ticket = service.get(session, principal, number)
-    return {
-        **present(session, principal, ticket),
+    detail = {
+        **_view(session, ticket),
         "trail": [
-            ActionRead.model_validate(a, from_attributes=True)
+            ActionRead.model_validate(a, from_attributes=True).model_dump()
             for a in service.trail(session, ticket)
         ],
     }
+    return _masked(principal, ticket, detail)
 
 
 class LinkBody(BaseModel):

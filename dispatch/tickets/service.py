@@ -34,7 +34,7 @@ from dispatch.tickets.models import (
     TicketAction,
     TicketDepartment,
 )
-from hotline.core import counters
+from hotline.core import counters, privacy
 from hotline.core.auth import Principal
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError, Conflict, Forbidden, NotFound
@@ -50,7 +50,7 @@ OPEN_STATUSES = ("pending_dispatch", "dispatched", "accepted", "replied", "visit
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 DUPLICATE_WINDOW = timedelta(days=7)
 DESK = "DESK"
-HOTLINE_ROLES = frozenset({"agent", "dispatcher", "supervisor", "admin"})
+HOTLINE_ROLES = privacy.HOTLINE_ROLES
 
 
 @dataclass(frozen=True)
@@ -142,11 +142,7 @@ def _next_number(session: Session, received_at: datetime) -> str:
     return f"ZH{day}{value:06d}"
 
 
-def mask_phone(phone: str) -> str:
-    """Departments see 138****1234: enough to call back through the hotline, not to profile."""
-    if len(phone) >= 7:
-        return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
-    return "*" * len(phone)
+mask_phone = privacy.mask_phone  # the name the open311 module and older callers know
 
 
 def _department_codes(ticket: Ticket) -> list[str]:
