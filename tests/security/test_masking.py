@@ -372,6 +372,8 @@ def _department_calls(scene: Scene) -> dict[tuple[str, str], Callable[[], list[s
 # new route is a decision.
 WITHOUT_CALLER_DATA = {
     ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/password"),  # the caller's own password, answered with a token
+    ("GET", "/api/v1/calendar/{day}"),  # whether a day is worked: no ticket data
     ("GET", "/api/v1/kb/search"),
     ("GET", "/api/v1/kb/articles/{key}"),
     ("GET", "/open311/v2/services.{fmt}"),
@@ -384,6 +386,7 @@ WITHOUT_CALLER_DATA = {
     ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
     ("MOUNT", "/static"),
+    ("MOUNT", "/static-offline-docs"),  # Swagger UI and ReDoc assets
     *(("GET", page) for page in ("/", "/login", "/console", "/wall", "/desk", "/inbox")),
     *(("GET", page) for page in ("/kb", "/admin", "/favicon.ico")),
 }
