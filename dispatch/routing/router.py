@@ -142,7 +142,7 @@ def train_model(session: SessionDep, admin: Admin) -> dict:
 
 @router.post("/models/{version_id}/activate", response_model=ModelVersion)
 def activate_model(
-    session: SessionDep, admin: Admin, version_id: Annotated[int, Path(ge=1)]
+    session: SessionDep, admin: Admin, version_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
 ) -> dict:
     """Suggest with this version from now on (rollback to an earlier one, or forward again)."""
     version = training.activate(session, version_id=version_id, actor=admin.username)

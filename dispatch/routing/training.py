@@ -175,4 +175,14 @@ def request_training(session: Session, *, actor: str) -> str:
     """Train now, in the worker (an admin's request); returns the job id."""
     job_id = f"matter-model-train:{utcnow().strftime('%Y%m%dT%H%M%S%f')}"
     enqueue_after_commit(session, TRAIN_JOB, "request", actor, job_id=job_id, retry=0)
+    # Audited when asked for; the version is audited again when the worker has trained it.
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action="routing.model_training_requested",
+            entity="matter_model",
+            entity_id=job_id,
+            detail={},
+        )
+    )
     return job_id

@@ -36,6 +36,8 @@ NOT_AUDITED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/kb/articles/{key}/votes"): "a counter",
     ("POST", "/api/v1/calls/{call_id}/handover-110"): "kept as the handover with agent and time",
     ("POST", "/api/v1/police-link/from-110"): "audited as police.transfer_received by 'cti'",
+    ("POST", "/api/v1/auth/password"): "audited as user.password_changed, shown in "
+    "tests/security/test_revocation.py (this world's users have no real password hash)",
 }
 
 
@@ -190,6 +192,13 @@ SCENARIO: list[Change] = [
         {"reason": "核实无误"},
         lambda w: f"/api/v1/kb/flags/{w.values['new_flag']}/decline",
     ),
+    Change("POST", "/api/v1/routing/models/train", "admin"),
+    Change(
+        "POST",
+        "/api/v1/routing/models/{version_id}/activate",
+        "admin",
+        path=lambda w: f"/api/v1/routing/models/{w.values['model_version']}/activate",
+    ),
 ]
 AUDITED = {(change.method, change.route) for change in SCENARIO}
 
@@ -237,6 +246,16 @@ def test_each_admin_change_writes_an_audit_row_with_actor_and_time(world):
             world.values["open311_prefix"] = response.json()["prefix"]
         if change.route == "/api/v1/kb/articles/{key}/flags":
             world.values["new_flag"] = str(response.json()["id"])
+        if change.route == "/api/v1/routing/models/train":
+            world.values["model_version"] = _trained_model_version()
+
+
+def _trained_model_version() -> int:
+    """A version to activate: trained here, as the worker would (not activated)."""
+    from dispatch.routing import training
+
+    with db.transaction() as session:
+        return training.train_version(session, actor="system", activate=False).id
 
 
 def test_the_routing_audit_lists_the_admins_changes(world):
@@ -244,6 +263,13 @@ def test_the_routing_audit_lists_the_admins_changes(world):
     response = world.client.get("/api/v1/routing/audit", headers=world.headers["admin"])
     assert response.status_code == 200, response.text
     entries = response.json()
+    models = [e["action"] for e in entries if e["action"].startswith("routing.model_")]
+    assert models == [
+        "routing.model_activated",
+        "routing.model_trained",
+        "routing.model_training_requested",
+    ]
+    entries = [e for e in entries if not e["action"].startswith("routing.model_")]
     assert [e["action"] for e in entries[:3]] == [
         "routing.place_saved",
         "routing.department_saved",

@@ -163,7 +163,9 @@ def people(database, make_user):
     with db.transaction() as session:
         service.seed_reference(session)
     return {
-        role: make_user(f"{role}1", role)
+        role: make_user(
+            f"{role}1", role, departments=("XZ-MARKET",) if role == "department" else ()
+        )
         for role in ("admin", "agent", "dispatcher", "supervisor", "department")
     }
 
@@ -209,7 +211,11 @@ def test_a_correction_teaches_the_next_model_and_a_rollback_forgets_it(
     ticket = created.json()
     dispatched = client.post(
         f"/api/v1/tickets/{ticket['number']}/dispatch",
-        json={"department": ticket["lead_department"], "matter_code": corrected},
+        json={
+            "department": ticket["lead_department"],
+            "matter_code": corrected,
+            "version": ticket["version"],
+        },
         headers=dispatcher,
     )
     assert dispatched.status_code == 200, dispatched.text
