@@ -48,7 +48,7 @@ from hotline.core.auth import (
 from hotline.core.db import transaction
 from hotline.core.errors import AppError
 from hotline.core.events import all_events_after, events_after, last_event_id
-from hotline.core.outbox import EVENTS_CHANNEL
+from hotline.core.outbox import events_channel
 from hotline.core.redis import redis_url
 from hotline.core.topics import narrow, visible_topic_prefixes
 
@@ -193,7 +193,7 @@ class Gateway:
         client = aioredis.from_url(await run_in_threadpool(redis_url))
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(EVENTS_CHANNEL)
+            await pubsub.subscribe(await run_in_threadpool(events_channel))
             # Whatever was published while we were not subscribed comes from the log.
             await self.catch_up()
             while True:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from hotline.core import outbox
 from hotline.core.models import Event
-from hotline.core.outbox import EVENTS_CHANNEL, event_message
+from hotline.core.outbox import event_message, events_channel
 from hotline.core.redis import get_redis
 
 
@@ -86,7 +86,7 @@ def last_event_id(session: Session) -> int:
 def subscribe(client: redis.Redis | None = None) -> Iterator[dict[str, Any]]:
     """Yield live events from Redis pub/sub (blocking); the caller fills gaps by id."""
     pubsub = (client or get_redis()).pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(EVENTS_CHANNEL)
+    pubsub.subscribe(events_channel())
     try:
         for message in pubsub.listen():
             if message.get("type") == "message":

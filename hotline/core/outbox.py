@@ -37,7 +37,18 @@ from hotline.core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-EVENTS_CHANNEL = "hotline:events"
+
+def events_channel() -> str:
+    """The pub/sub channel of this installation's events.
+
+    Pub/sub ignores Redis's database numbers: two installations (or test runs) sharing one
+    server on db 0 and db 5 would hear each other's events, and a gateway would drop its own
+    behind the other's higher ids. The database number keeps them apart.
+    """
+    database = get_redis().connection_pool.connection_kwargs.get("db", 0)
+    return f"hotline:events:{database}"
+
+
 # session.info keys: the kinds of messages staged in the transaction, then committed.
 _PENDING = "hotline.outbox_pending"
 _STAGED = "hotline.outbox_staged"  # the rows themselves, written just before the commit
@@ -121,9 +132,10 @@ def _publish(messages: list[dict[str, Any]]) -> None:
     if not messages:
         return
     try:
+        channel = events_channel()
         pipe = get_redis().pipeline(transaction=False)
         for message in messages:
-            pipe.publish(EVENTS_CHANNEL, json.dumps(message, ensure_ascii=False))
+            pipe.publish(channel, json.dumps(message, ensure_ascii=False))
         pipe.execute()
         metrics.EVENTS_PUBLISHED.inc(len(messages))
     except (redis.RedisError, OSError, RuntimeError) as exc:

@@ -7,7 +7,7 @@ import pytest
 
 from hotline.core import db
 from hotline.core.events import all_events_after, events_after, publish_after_commit
-from hotline.core.outbox import EVENTS_CHANNEL
+from hotline.core.outbox import events_channel
 from hotline.core.redis import get_redis
 
 pytestmark = pytest.mark.usefixtures("database")
@@ -36,7 +36,7 @@ def test_events_get_increasing_ids_and_a_rolled_back_one_never_exists():
 
 def test_events_reach_redis_subscribers_after_commit():
     pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(EVENTS_CHANNEL)
+    pubsub.subscribe(events_channel())
     pubsub.get_message(timeout=1)  # the subscription confirmation
     with db.transaction() as session:
         publish_after_commit(session, "kpi.wall", "kpi.updated", {"rate": 0.97})
@@ -79,3 +79,28 @@ def test_catch_up_api_filters_by_role(client, make_user):
     assert [e["data"]["n"] for e in seen["events"]] == ["mine"]
     assert seen["last_id"] == 3
     assert len(client.get("/api/v1/events", headers=supervisor).json()["events"]) == 3
+
+
+def test_installations_on_one_redis_server_hear_only_their_own_events(monkeypatch):
+    """Pub/sub ignores database numbers: the channel carries the number instead."""
+    from hotline.core.redis import reset_clients
+    from hotline.core.settings import get_settings
+
+    channels = {}
+    for database in (3, 5):
+        url = (
+            get_settings().redis_url
+            or f"unix://{get_redis().connection_pool.connection_kwargs['path']}"
+        )
+        base = url.rsplit("/", 1)[0] if url.startswith("redis://") else url.split("?")[0]
+        monkeypatch.setenv(
+            "HOTLINE_REDIS_URL",
+            f"{base}/{database}" if url.startswith("redis://") else f"{base}?db={database}",
+        )
+        get_settings.cache_clear()
+        reset_clients()
+        channels[database] = events_channel()
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_clients()
+    assert channels[3] != channels[5]
