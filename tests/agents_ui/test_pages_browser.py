@@ -706,6 +706,85 @@ def test_console_keyboard_shortcuts(browser, server):
     page.context.close()
 
 
+# -- what the system understood (issue 18) ------------------------------------------------------
+
+
+def test_console_shows_the_understood_matter_as_the_agent_types(browser, server):
+    caller = "13900000018"
+    server.create_ticket(content="电梯又坏了", address="香洲区拱北昌盛路", matter_code="SC-05",
+                         caller_phone=caller)  # fmt: skip
+    page = open_page(browser, server, "agent1")
+    wait_live(page)
+    server.answered_call(agent="agent1", caller=caller)
+    expect(page.get_by_test_id("caller-history").locator("li.history-item")).not_to_have_count(0)
+    content = page.get_by_label("诉求内容")
+    content.press_sequentially("升降机困住人了")
+
+    first = page.locator("#matter-suggestions button").first
+    expect(first).to_have_attribute("data-code", "SC-05")
+    expect(first.locator(".urgent-marker")).to_have_text(re.compile("紧急"))
+    expect(first).to_contain_text(re.compile(r"\d+%"))
+    expect(first).to_have_accessible_name(re.compile(r"电梯.*紧急.*置信度 \d+%"))
+    expect(page.locator("#suggest-note")).to_be_hidden()
+
+    # The shortcut takes the first suggestion while the agent is still in the content box.
+    expect(page.locator(".shortcuts")).to_contain_text("Alt+M")
+    content.press("Alt+M")
+    expect(page.get_by_label("事项", exact=True)).to_have_value("SC-05")
+    expect(first).to_have_attribute("aria-pressed", "true")
+    expect(content).to_be_focused()
+
+    page.get_by_label("事发地址").fill("香洲区拱北昌盛路")
+    preview = page.get_by_test_id("routing-preview")
+    expect(preview.locator(".preview-department")).to_have_text("香洲区市场监督管理局")
+    expect(page.locator("#address-hint")).to_be_hidden()
+    # Issue 20: where it goes is seen without scrolling, a call and its history on screen.
+    expect(preview.locator(".preview-target")).to_be_in_viewport(ratio=1)
+    expect(page.locator("#matter-suggestions")).to_be_in_viewport(ratio=1)
+    page.context.close()
+
+
+def test_unsure_text_asks_the_agent_to_choose_and_offers_the_catch_all(browser, server):
+    page = open_page(browser, server, "agent1")
+    page.get_by_label("诉求内容").press_sequentially("那个东西又坏了")
+    expect(page.locator("#suggest-note")).to_be_visible()
+    expect(page.locator("#suggest-note")).to_contain_text("不确定：请选择事项")
+    catch_all = page.locator('#matter-suggestions button[data-code="QT-01"]')
+    expect(catch_all).to_be_visible()
+    expect(page.locator("#matter-suggestions button")).not_to_have_count(0)
+    catch_all.click()
+    expect(page.get_by_label("事项", exact=True)).to_have_value("QT-01")
+    # A clear text takes the note away again.
+    page.get_by_label("诉求内容").fill("燃气好像漏了，闻到很大的煤气味")
+    expect(page.locator("#suggest-note")).to_be_hidden()
+    expect(page.locator("#matter-suggestions button").first).to_have_attribute("data-code", "RQ-01")
+    page.context.close()
+
+
+def test_a_request_without_a_place_asks_for_it_and_may_still_go_to_the_desk(browser, server):
+    page = open_page(browser, server, "agent1")
+    page.get_by_label("诉求内容").fill("升降机困住人了")
+    address = page.get_by_label("事发地址")
+    address.fill("幸福小区3栋")
+    hint = page.locator("#address-hint")
+    expect(hint).to_be_visible()
+    expect(hint).to_have_text("未识别地点：请询问来电人事发地点")
+    expect(address).to_have_attribute("aria-describedby", re.compile("address-hint"))
+    expect(page.get_by_test_id("routing-preview")).to_contain_text("派单组")
+    # The agent may still submit: the dispatch desk routes it by hand.
+    address.press("Control+Enter")
+    result = page.locator("#ticket-result")
+    expect(result).to_contain_text("派单组")
+    expect(hint).to_be_hidden()
+    # A known place takes the question away.
+    page.get_by_label("诉求内容").fill("升降机困住人了")
+    address.fill("幸福小区3栋")
+    expect(hint).to_be_visible()
+    address.fill("香洲区拱北昌盛路")
+    expect(hint).to_be_hidden()
+    page.context.close()
+
+
 # -- accessibility --------------------------------------------------------------------------------
 
 AXE_PAGES = [
@@ -764,6 +843,18 @@ def test_axe_finds_no_serious_violations(browser, server, axe_script, name, user
         expect(page.locator("#updated-at")).not_to_have_text("—")
     violations = _axe_violations(page, axe_script)
     assert violations == [], "\n".join(violations)
+    if name == "console":
+        # The urgent marker, the low-confidence note and the question for the place too.
+        page.get_by_label("事发地址").fill("幸福小区3栋")
+        page.get_by_label("诉求内容").fill("升降机困住人了")
+        expect(page.locator("#matter-suggestions .urgent-marker").first).to_be_visible()
+        expect(page.locator("#address-hint")).to_be_visible()
+        violations = _axe_violations(page, axe_script)
+        assert violations == [], "\n".join(violations)
+        page.get_by_label("诉求内容").fill("那个东西又坏了")
+        expect(page.locator("#suggest-note")).to_be_visible()
+        violations = _axe_violations(page, axe_script)
+        assert violations == [], "\n".join(violations)
     if name == "inbox":
         # The action dialog is part of the page too.
         page.get_by_role("button", name="退回").first.click()

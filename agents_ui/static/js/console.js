@@ -10,6 +10,12 @@ import { mountKbPane } from "./kb.js";
 import { announce, markReady, prepareLive, showError, startPage } from "./shell.js";
 
 const LEVEL_LABELS = { city: "市级", area: "区级", town: "镇街" };
+// The catch-all matter (其他综合诉求) offered whenever the system is unsure of the matter.
+const CATCH_ALL = "QT-01";
+// The routing found no place at all (neither town nor area): the desk would have to guess.
+const NO_PLACE = "desk.unresolved";
+const ASK_FOR_PLACE = "未识别地点：请询问来电人事发地点";
+const TAKE_FIRST_KEY = "Alt+M";
 const MY_TICKETS_KEPT = 10;
 // A screen pop replayed after a reload is shown again only while the call may still be on.
 const POP_FRESH_MS = 10 * 60 * 1000;
@@ -35,13 +41,16 @@ async function main(me) {
   for (const button of document.querySelectorAll(".state-button")) {
     button.addEventListener("click", () => setState(button.dataset.state));
   }
-  const previewSoon = debounce(() => preview(form), 600);
-  const suggestSoon = debounce(() => suggest(form, previewSoon), 250);
+  // Short delays: the suggest route answers in a few milliseconds, and the agent should see
+  // what the system understood while still typing.
+  const previewSoon = debounce(() => preview(form), 300);
+  const suggestSoon = debounce(() => suggest(form, previewSoon), 150);
   form.content.addEventListener("input", () => { suggestSoon(); previewSoon(); });
   form.address.addEventListener("input", previewSoon);
   for (const name of ["matter_code", "urgent", "major", "multi_area"]) {
     form[name].addEventListener("change", previewSoon);
   }
+  form.matter_code.addEventListener("change", () => markChosen(form));
   $("#preview-button").addEventListener("click", () => { previewSoon.cancel(); preview(form); });
   $("#new-button").addEventListener("click", () => newTicket(form));
   form.addEventListener("submit", (event) => {
@@ -75,6 +84,10 @@ async function main(me) {
       event.preventDefault();
       previewSoon.cancel();
       preview(form);
+    } else if (event.code === "KeyM") {
+      event.preventDefault();
+      suggestSoon.cancel();
+      takeFirstSuggestion(form, previewSoon);
     }
   });
 
@@ -172,40 +185,115 @@ async function loadMatters() {
 }
 
 let suggestRound = 0;
+// The text the suggestions on screen were made for, and what they were.
+let suggested = { q: "", items: [] };
+
+function emptySuggestions(text) {
+  suggested = { q: "", items: [] };
+  showSuggestNote(false);
+  replaceChildren($("#matter-suggestions"), h("li", { class: "empty" }, text));
+}
+
+function showSuggestNote(unsure) {
+  const note = $("#suggest-note");
+  note.hidden = !unsure;
+  // A hidden element named by aria-describedby is still read out: refer to it only when shown.
+  const list = $("#matter-suggestions");
+  if (unsure) list.setAttribute("aria-describedby", "suggest-note");
+  else list.removeAttribute("aria-describedby");
+}
 
 async function suggest(form, previewSoon) {
   const list = $("#matter-suggestions");
   const q = form.content.value.trim();
   const round = ++suggestRound;
   if (!q) {
-    replaceChildren(list, h("li", { class: "empty" }, "输入诉求内容后显示推荐。"));
-    return;
+    emptySuggestions("输入诉求内容后显示推荐。");
+    return [];
   }
   try {
     const found = await api("/api/v1/routing/suggest", { query: { q, limit: 5 } });
-    if (round !== suggestRound) return;
+    if (round !== suggestRound) return null;
     if (!found.length) {
-      replaceChildren(list, h("li", { class: "empty" }, "没有匹配的事项，可在上方手动选择。"));
-      return;
+      emptySuggestions("没有匹配的事项，可在下方手动选择。");
+      return [];
     }
-    replaceChildren(list, found.map((s) => {
-      const chosen = form.matter_code.value === s.code;
-      return h("li", {}, h("button", {
-        type: "button", class: "chip", "aria-pressed": String(chosen), "data-code": s.code,
-        on: {
-          click: () => {
-            form.matter_code.value = form.matter_code.value === s.code ? "" : s.code;
-            for (const b of list.querySelectorAll("button")) {
-              b.setAttribute("aria-pressed", String(b.dataset.code === form.matter_code.value));
-            }
-            previewSoon();
-          },
-        },
-      }, `${s.code} ${s.name}`, h("span", { class: "chip-score" }, ` ${Math.round(s.score * 100)}%`)));
-    }));
+    const unsure = found.some((s) => s.low_confidence);
+    const items = unsure ? withCatchAll(found) : found;
+    suggested = { q, items };
+    showSuggestNote(unsure);
+    // Every suggestion the server sends is shown: an urgent matter is never cut off.
+    replaceChildren(list, items.map((s, index) => h("li", {},
+      suggestionButton(s, index === 0, form, () => chooseMatter(form, s.code, previewSoon)))));
+    markChosen(form);
+    return items;
   } catch (error) {
     if (round === suggestRound) replaceChildren(list, h("li", { class: "error" }, describeError(error)));
+    return null;
   }
+}
+
+// The server offers the catch-all when unsure; should it not, it is offered here all the same.
+function withCatchAll(found) {
+  if (found.some((s) => s.code === CATCH_ALL)) return found;
+  const option = $(`#matter-code option[value="${CATCH_ALL}"]`);
+  if (!option) return found;
+  const name = option.textContent.replace(`${CATCH_ALL} `, "");
+  return [...found, { code: CATCH_ALL, name, score: null, urgent: false }];
+}
+
+function percent(score) {
+  if (score === null || score === undefined) return "—";
+  const value = Math.round(score * 100);
+  return value < 1 && score > 0 ? "<1%" : `${value}%`;
+}
+
+function suggestionButton(s, first, form, onChoose) {
+  const bar = h("span", { class: "confidence-fill" });
+  bar.style.setProperty("width", `${Math.round((s.score || 0) * 100)}%`);
+  return h("button", {
+    type: "button",
+    class: s.urgent ? "suggestion is-urgent" : "suggestion",
+    "aria-pressed": String(form.matter_code.value === s.code),
+    "aria-keyshortcuts": first ? TAKE_FIRST_KEY : null,
+    "data-code": s.code,
+    on: { click: onChoose },
+  },
+  h("span", { class: "suggestion-code" }, s.code), " ",
+  h("span", { class: "suggestion-name" }, s.name), " ",
+  s.urgent
+    ? h("span", { class: "urgent-marker" }, h("span", { "aria-hidden": "true" }, "⚠"), "紧急")
+    : null,
+  " ",
+  h("span", { class: "confidence" },
+    h("span", { class: "confidence-bar", "aria-hidden": "true" }, bar),
+    h("span", { class: "visually-hidden" }, "置信度 "), percent(s.score)),
+  first ? h("kbd", { class: "suggestion-key", "aria-hidden": "true" }, TAKE_FIRST_KEY) : null);
+}
+
+function markChosen(form) {
+  for (const b of $("#matter-suggestions").querySelectorAll("button[data-code]")) {
+    b.setAttribute("aria-pressed", String(b.dataset.code === form.matter_code.value));
+  }
+}
+
+function chooseMatter(form, code, previewSoon, { toggle = true } = {}) {
+  form.matter_code.value = toggle && form.matter_code.value === code ? "" : code;
+  markChosen(form);
+  previewSoon();
+}
+
+async function takeFirstSuggestion(form, previewSoon) {
+  // Pressed right after typing, the suggestions on screen may be for an older text.
+  const q = form.content.value.trim();
+  const items = q && q === suggested.q ? suggested.items : await suggest(form, previewSoon);
+  if (!items || !items.length) {
+    announce("没有可采用的推荐事项。");
+    return;
+  }
+  const first = items[0];
+  chooseMatter(form, first.code, previewSoon, { toggle: false });
+  announce(`已选事项：${first.code} ${first.name}${first.urgent ? "（紧急）" : ""}`);
 }
 
 function ticketFields(form) {
@@ -226,6 +314,7 @@ async function preview(form) {
   const round = ++previewRound;
   if (!fields.text && !fields.address) {
     replaceChildren(box, h("p", { class: "empty" }, "填写诉求内容和地址后，这里显示将派往的部门和理由。"));
+    askForPlace(false);
     return null;
   }
   try {
@@ -263,6 +352,20 @@ function drawPreview(box, d) {
     h("h3", { class: "small-heading" }, "派单理由"),
     h("ol", { class: "explanation" }, d.explanation.map((step) =>
       h("li", { "data-code": step.code }, step.message))));
+  askForPlace(d.reason_code === NO_PLACE);
+}
+
+// Without a place the request can only go to the desk: ask the caller before it does.
+function askForPlace(ask) {
+  const hint = $("#address-hint");
+  const address = $("#ticket-address");
+  const wasAsking = !hint.hidden;
+  hint.hidden = !ask;
+  address.classList.toggle("needs-place", ask);
+  // A hidden element named by aria-describedby is still read out: refer to it only when shown.
+  if (ask) address.setAttribute("aria-describedby", "address-hint");
+  else address.removeAttribute("aria-describedby");
+  if (ask && !wasAsking) announce(ASK_FOR_PLACE);
 }
 
 async function submitTicket(form, myTickets) {
@@ -318,7 +421,10 @@ function newTicket(form, { keepResult = false } = {}) {
   $("#call-link").hidden = true;
   showError($("#ticket-error"), "");
   if (!keepResult) $("#ticket-result").textContent = "";
-  replaceChildren($("#matter-suggestions"), h("li", { class: "empty" }, "输入诉求内容后显示推荐。"));
+  suggestRound += 1;
+  previewRound += 1;
+  emptySuggestions("输入诉求内容后显示推荐。");
+  askForPlace(false);
   replaceChildren($("#routing-preview"),
     h("p", { class: "empty" }, "填写诉求内容和地址后，这里显示将派往的部门和理由。"));
   form.content.focus();
