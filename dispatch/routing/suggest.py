@@ -286,8 +286,11 @@ class ModelSuggester:
         top = top[:limit]
         low = ranked[0][1] < self.confidence_threshold
         if low and self.catch_all in self._matters:
-            kept = [c for c in top[:3] if c[0] != self.catch_all][: limit - 1]
-            top = [*kept, (self.catch_all, dict(ranked).get(self.catch_all, 0.0))]
+            # Unsure: the three likeliest real matters and the catch-all, by likelihood (the
+            # catch-all first when it is the likeliest, so one key takes it).
+            kept = [c for c in top if c[0] != self.catch_all][: min(3, limit - 1)]
+            catch_all = (self.catch_all, dict(ranked).get(self.catch_all, 0.0))
+            top = sorted([*kept, catch_all], key=lambda c: -c[1])
         return Understanding([self._suggestion(code, p) for code, p in top], low, "model")
 
     def suggest(self, text: str, limit: int = 5) -> list[Suggestion]:
