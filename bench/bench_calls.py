@@ -894,7 +894,11 @@ def load_year(backend: Backend, start: datetime, end: datetime, args: argparse.N
     from sqlalchemy.dialects import sqlite as sqlite_dialect
     from sqlalchemy.types import DateTime
 
-    from hotline.calls.service import bucket_contribution
+    from hotline.calls.service import bucket_basis, bucket_contribution
+
+    # The settings the buckets are counted under, as the service records them: without them
+    # the first read would recount the year.
+    basis = list(bucket_basis().items())
 
     probe = datetime(2026, 3, 4, 5, 6, 7, 8000)
     dialect = sqlite_dialect.dialect()
@@ -978,6 +982,9 @@ def load_year(backend: Backend, start: datetime, end: datetime, args: argparse.N
             ) as bucket_copy:
                 for row in bucket_rows:
                     bucket_copy.write_row([row[n] for n in BUCKET_COLUMNS])
+            connection.cursor().executemany(
+                "INSERT INTO counters (name, value) VALUES (%s, %s)", basis
+            )
             connection.commit()
         else:
             connection.executemany(
@@ -988,6 +995,7 @@ def load_year(backend: Backend, start: datetime, end: datetime, args: argparse.N
                     for r in bucket_rows
                 ],
             )
+            connection.executemany("INSERT INTO counters (name, value) VALUES (?, ?)", basis)
             connection.execute("COMMIT")
         load_seconds = time.perf_counter() - started
         analyze_seconds = 0.0

@@ -511,7 +511,7 @@ _basis_lock = threading.Lock()
 _basis_checked: tuple[int, ...] | None = None
 
 
-def _wanted_basis() -> dict[str, int]:
+def bucket_basis() -> dict[str, int]:
     settings = get_settings()
     return {name: int(value(settings)) for name, value in _BASIS.items()}
 
@@ -527,7 +527,7 @@ def ensure_bucket_basis(session: Session) -> bool:
     Checked once per process and settings, so the cost is one dictionary lookup afterwards.
     """
     global _basis_checked
-    wanted = _wanted_basis()
+    wanted = bucket_basis()
     key = tuple(wanted.values())
     if _basis_checked == key:
         return False
@@ -580,7 +580,7 @@ def _store_basis(session: Session, basis: dict[str, int]) -> None:
 
 def store_bucket_thresholds(session: Session) -> None:
     """Record that the buckets were just counted under this process's thresholds."""
-    wanted = _wanted_basis()
+    wanted = bucket_basis()
     _store_basis(session, {k: v for k, v in wanted.items() if k != "kpi_basis.derivation"})
 
 
