@@ -1033,6 +1033,13 @@ def aggregate_rate(session: Any, start: datetime, end: datetime, queue: str | No
     abandoned = and_(O.abandoned_at.is_not(None), O.answered_at.is_(None))
     # Still waiting and not yet past the threshold: counted neither way (kpi.service._pending).
     pending = and_(O.outcome == "waiting", O.offered_at > now - timedelta(seconds=threshold))
+    # Waiting past the lost limit: its end never came; left out (kpi.service._open_requests).
+    lost_before = now - timedelta(seconds=settings.lost_waiting_seconds)
+    lost = and_(O.outcome == "waiting", O.offered_at <= lost_before)
+    lost_talking = and_(
+        O.outcome == "talking",
+        O.answered_at <= now - timedelta(seconds=settings.lost_talking_seconds),
+    )
 
     def count_if(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
@@ -1040,6 +1047,8 @@ def aggregate_rate(session: Any, start: datetime, end: datetime, queue: str | No
     query = select(
         func.count(),
         count_if(pending),
+        count_if(lost),
+        count_if(lost_talking),
         count_if(answered),
         count_if(and_(answered, O.wait_seconds <= threshold)),
         count_if(abandoned),
@@ -1050,11 +1059,12 @@ def aggregate_rate(session: Any, start: datetime, end: datetime, queue: str | No
     ).where(O.offered_at >= start.astimezone(UTC), O.offered_at < end.astimezone(UTC))
     if queue:
         query = query.where(O.queue == queue)
-    rows, waiting, *sums = session.execute(query).one()
+    rows, waiting, lost_count, lost_talking_count, *sums = session.execute(query).one()
     names = ("answered", "answered_within", "abandoned", "short_abandoned", "wait_sum",
              "talk_sum", "talk_count")  # fmt: skip
-    totals = {"offered": rows - waiting, **dict(zip(names, sums, strict=True))}
-    return _figures(totals, waiting)
+    totals = {"offered": rows - waiting - lost_count, **dict(zip(names, sums, strict=True))}
+    open_counts = {"waiting": waiting, "lost": lost_count, "lost_talking": lost_talking_count}
+    return _figures(totals, open_counts)
 
 
 @dataclass
