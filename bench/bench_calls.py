@@ -894,7 +894,11 @@ def load_year(backend: Backend, start: datetime, end: datetime, args: argparse.N
     from sqlalchemy.dialects import sqlite as sqlite_dialect
     from sqlalchemy.types import DateTime
 
-    from hotline.calls.service import bucket_contribution
+    from hotline.calls.service import bucket_basis, bucket_contribution
+
+    # The settings the buckets are counted under, as the service records them: without them
+    # the first read would recount the year.
+    basis = list(bucket_basis().items())
 
     probe = datetime(2026, 3, 4, 5, 6, 7, 8000)
     dialect = sqlite_dialect.dialect()
@@ -978,6 +982,9 @@ def load_year(backend: Backend, start: datetime, end: datetime, args: argparse.N
             ) as bucket_copy:
                 for row in bucket_rows:
                     bucket_copy.write_row([row[n] for n in BUCKET_COLUMNS])
+            connection.cursor().executemany(
+                "INSERT INTO counters (name, value) VALUES (%s, %s)", basis
+            )
             connection.commit()
         else:
             connection.executemany(
@@ -988,6 +995,7 @@ def load_year(backend: Backend, start: datetime, end: datetime, args: argparse.N
                     for r in bucket_rows
                 ],
             )
+            connection.executemany("INSERT INTO counters (name, value) VALUES (?, ?)", basis)
             connection.execute("COMMIT")
         load_seconds = time.perf_counter() - started
         analyze_seconds = 0.0
@@ -1025,6 +1033,13 @@ def aggregate_rate(session: Any, start: datetime, end: datetime, queue: str | No
     abandoned = and_(O.abandoned_at.is_not(None), O.answered_at.is_(None))
     # Still waiting and not yet past the threshold: counted neither way (kpi.service._pending).
     pending = and_(O.outcome == "waiting", O.offered_at > now - timedelta(seconds=threshold))
+    # Waiting past the lost limit: its end never came; left out (kpi.service._open_requests).
+    lost_before = now - timedelta(seconds=settings.lost_waiting_seconds)
+    lost = and_(O.outcome == "waiting", O.offered_at <= lost_before)
+    lost_talking = and_(
+        O.outcome == "talking",
+        O.answered_at <= now - timedelta(seconds=settings.lost_talking_seconds),
+    )
 
     def count_if(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
@@ -1032,6 +1047,8 @@ def aggregate_rate(session: Any, start: datetime, end: datetime, queue: str | No
     query = select(
         func.count(),
         count_if(pending),
+        count_if(lost),
+        count_if(lost_talking),
         count_if(answered),
         count_if(and_(answered, O.wait_seconds <= threshold)),
         count_if(abandoned),
@@ -1042,11 +1059,12 @@ def aggregate_rate(session: Any, start: datetime, end: datetime, queue: str | No
     ).where(O.offered_at >= start.astimezone(UTC), O.offered_at < end.astimezone(UTC))
     if queue:
         query = query.where(O.queue == queue)
-    rows, waiting, *sums = session.execute(query).one()
+    rows, waiting, lost_count, lost_talking_count, *sums = session.execute(query).one()
     names = ("answered", "answered_within", "abandoned", "short_abandoned", "wait_sum",
              "talk_sum", "talk_count")  # fmt: skip
-    totals = {"offered": rows - waiting, **dict(zip(names, sums, strict=True))}
-    return _figures(totals, waiting)
+    totals = {"offered": rows - waiting - lost_count, **dict(zip(names, sums, strict=True))}
+    open_counts = {"waiting": waiting, "lost": lost_count, "lost_talking": lost_talking_count}
+    return _figures(totals, open_counts)
 
 
 @dataclass

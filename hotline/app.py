@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,11 +29,13 @@ from dispatch.routing import training as routing_training
 from dispatch.routing.router import router as routing_router
 from dispatch.tickets import jobs as ticket_jobs
 from dispatch.tickets.router import router as tickets_router
+from hotline.calls import service as calls_service
 from hotline.calls.ivr_router import router as ivr_router
 from hotline.calls.police_router import router as police_router
 from hotline.calls.router import router as calls_router
 from hotline.core import reconcile
 from hotline.core.concurrency import RequestConcurrencyLimit
+from hotline.core.db import transaction
 from hotline.core.errors import install_error_handlers
 from hotline.core.guards import RejectNulCharacters
 from hotline.core.limits import LimitRequestBodySize
@@ -72,6 +75,17 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _warm_up() -> None:
     routing_suggest.warm_up()
     kb_search.tokenizer()
+    _check_kpi_basis()
+
+
+def _check_kpi_basis() -> None:
+    """Recount the answer-rate sums now if a threshold setting changed since they were
+    counted, rather than in the first wall request after a deploy."""
+    try:
+        with transaction() as session:
+            calls_service.ensure_bucket_basis(session)
+    except Exception:  # the first read or intake checks again; start-up must not fail on it
+        logging.getLogger(__name__).exception("checking the answer-rate sums' settings failed")
 
 
 # The API documentation's assets come from the fastapi-offline package: FastAPI's own /docs

@@ -67,7 +67,7 @@ class CallOffer(Base):
     # Seconds from entering the queue to the answer or the abandon; None while waiting.
     wait_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     talk_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
-    outcome: Mapped[str] = mapped_column(String(16))  # waiting|answered|abandoned|timeout
+    outcome: Mapped[str] = mapped_column(String(16))  # waiting|talking|answered|abandoned|timeout
     overflowed_from: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     __table_args__ = (

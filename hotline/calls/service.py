@@ -12,12 +12,15 @@ buckets are updated by the difference between the old and the new derivation.
 
 from __future__ import annotations
 
+import logging
 import random
+import threading
+import time
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -29,7 +32,6 @@ from sqlalchemy import (
     delete,
     func,
     insert,
-    literal,
     or_,
     select,
     text,
@@ -53,9 +55,11 @@ from hotline.calls.models import (
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError, NotFound
 from hotline.core.events import publish_after_commit
-from hotline.core.models import User, UserRole
+from hotline.core.models import Counter, User, UserRole
 from hotline.core.moments import Moment
 from hotline.core.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 EVENT_TYPES = (
     "offered",
@@ -151,6 +155,9 @@ class DerivedOffer:
     ended_at: datetime | None = None
     timeout: bool = False
     overflowed_from: str | None = None
+    # Started by a transfer: the caller's re-entry (an ``offered``) may still come and
+    # starts the wait; not a column.
+    awaiting_entry: bool = False
 
     @property
     def settled(self) -> bool:
@@ -159,7 +166,7 @@ class DerivedOffer:
     @property
     def outcome(self) -> str:
         if self.answered_at:
-            return "answered"
+            return "answered" if self.ended_at or self.transferred_at else "talking"
         if self.abandoned_at:
             return "timeout" if self.timeout else "abandoned"
         if self.transferred_at:
@@ -195,56 +202,153 @@ class DerivedOffer:
         }
 
 
+# Events stamped with the same instant (whole-second PBX clocks) are applied in the order
+# that follows the call's legs from the state the call is in: a waiting caller's entry (an
+# overflow, or the re-entry after a transfer) before its answer; a talking leg's end and its
+# transfer before the next leg's entry and answer.
+_SAME_INSTANT_ORDER = {
+    state: {t: i for i, t in enumerate(("ivr_entered", "ivr_selected", *order))}
+    for state, order in {
+        "none": ("offered", "transferred", "answered", "abandoned", "ended"),
+        "waiting": ("offered", "answered", "abandoned", "transferred", "ended"),
+        "talking": ("ended", "transferred", "offered", "answered", "abandoned"),
+        "done": ("offered", "transferred", "answered", "abandoned", "ended"),
+    }.items()
+}
+
+
+def _leg_state(current: DerivedOffer | None) -> str:
+    if current is None:
+        return "none"
+    if current.answered_at is None:
+        return "done" if current.abandoned_at or current.ended_at else "waiting"
+    return "done" if current.ended_at or current.transferred_at else "talking"
+
+
 def derive_offers(events: Iterable[CallEvent | CallEventIn | Row]) -> list[DerivedOffer]:
     """The requests one call made of agent queues, from its events in any order.
 
-    An ``offered`` while the caller is still waiting is an overflow (same request, new queue);
-    a ``transferred`` ends the request and offers a new one to the target queue; a call that
-    ends while waiting was abandoned.
+    Rules (docs/kpi.md states them for readers of the figures):
+
+    - An ``offered`` while the caller is waiting is an overflow (same request, new queue); the
+      first ``offered`` after a transfer is the caller's re-entry: the request's wait starts
+      there, not at the transfer line.
+    - A ``transferred`` of an answered (talking) request ends it and offers a new request to
+      the target queue; a ``transferred`` while still waiting moves the request like an
+      overflow: it counts once, its wait measured from the first entry.
+    - A call that ends while waiting was abandoned.
+    - A ``transferred`` or ``offered`` repeating the last one (same queue, within the clock
+      skew) under a new event id changes nothing.
+    - An ``answered`` stamped up to the clock skew before the offer it belongs to (another
+      PBX node's clock) answers that offer at wait 0.
     """
-    ordered = sorted(events, key=lambda e: (e.at, _ORDER[e.type], e.event_id))
+    skew = timedelta(seconds=get_settings().clock_skew_seconds)
+    ordered = sorted(events, key=lambda e: (e.at, e.event_id))
     offers: list[DerivedOffer] = []
     current: DerivedOffer | None = None
     caller: str | None = None
-    for event in ordered:
-        caller = caller or event.caller
-        if event.type == "offered":
-            if current is not None and not current.settled:
-                if event.queue != current.queue:
-                    current.overflowed_from = current.overflowed_from or current.queue
-                    current.queue = event.queue
-                continue
-            current = DerivedOffer(len(offers), event.queue, event.at, event.caller or caller)
-            offers.append(current)
-        elif event.type == "transferred":
-            # The request being handled (waiting, or answered and talking) ends here.
-            if current is not None and not (
-                current.abandoned_at or current.ended_at or current.transferred_at
-            ):
-                current.transferred_at = event.at
-            current = DerivedOffer(len(offers), event.queue, event.at, caller)
-            offers.append(current)
-        elif current is None:
-            continue  # IVR events, or an answer/abandon whose offer has not arrived yet
-        elif event.type == "answered":
-            if not current.answered_at and not current.abandoned_at:
-                current.answered_at, current.agent = event.at, event.agent
-        elif event.type == "abandoned":
-            if not current.answered_at and not current.abandoned_at:
-                current.abandoned_at = event.at
-                # Stored events (rows or models) keep the reason in ``data``.
-                reason = (
-                    event.reason if isinstance(event, CallEventIn) else event.data.get("reason")
-                )
-                current.timeout = reason == "timeout"
-        elif event.type == "ended" and current.ended_at is None:
-            current.ended_at = event.at
-            if not current.answered_at and not current.abandoned_at:
-                current.abandoned_at = event.at  # the caller hung up while waiting
+    last_transfer: tuple[datetime, str | None] | None = None
+    held_answer: Any = None  # an answer that came before any offer it could belong to
+
+    def new_leg(queue: str, at: datetime, *, awaiting_entry: bool) -> DerivedOffer:
+        leg = DerivedOffer(len(offers), queue, at, caller, awaiting_entry=awaiting_entry)
+        offers.append(leg)
+        return leg
+
+    def take_held_answer(leg: DerivedOffer) -> None:
+        nonlocal held_answer
+        if held_answer is not None and leg.offered_at - held_answer.at <= skew:
+            leg.answered_at, leg.agent = leg.offered_at, held_answer.agent
+            held_answer = None
+
+    index = 0
+    while index < len(ordered):
+        moment = ordered[index].at
+        end = index + 1
+        while end < len(ordered) and ordered[end].at == moment:
+            end += 1
+        pending = ordered[index:end]
+        index = end
+        while pending:
+            if len(pending) == 1:
+                event = pending.pop()
+            else:
+                rank = _SAME_INSTANT_ORDER[_leg_state(current)]
+                event = min(pending, key=lambda e: (rank[e.type], e.event_id))
+                pending.remove(event)
+            caller = caller or event.caller
+            state = _leg_state(current)
+            if event.type == "offered":
+                if state == "waiting":
+                    if current.awaiting_entry:
+                        current.offered_at, current.queue = event.at, event.queue
+                        current.awaiting_entry = False
+                        take_held_answer(current)
+                    elif event.queue != current.queue:
+                        current.overflowed_from = current.overflowed_from or current.queue
+                        current.queue = event.queue
+                    continue
+                if (
+                    current is not None
+                    and current.queue == event.queue
+                    and event.at - current.offered_at <= skew
+                ):
+                    continue  # the same offer again under another id
+                if state == "talking":
+                    current.ended_at = event.at  # back in a queue: the talk is over
+                current = new_leg(event.queue, event.at, awaiting_entry=False)
+                current.caller = event.caller or caller
+                take_held_answer(current)
+            elif event.type == "transferred":
+                if last_transfer and (
+                    last_transfer[1] == event.queue and event.at - last_transfer[0] <= skew
+                ):
+                    continue  # the same transfer again under another id
+                last_transfer = (event.at, event.queue)
+                if state == "waiting":
+                    if event.queue != current.queue:
+                        current.overflowed_from = current.overflowed_from or current.queue
+                        current.queue = event.queue
+                    continue
+                if state == "talking":
+                    current.transferred_at = event.at
+                current = new_leg(event.queue, event.at, awaiting_entry=True)
+                take_held_answer(current)
+            elif event.type == "answered":
+                if state == "waiting":
+                    current.answered_at, current.agent = event.at, event.agent
+                else:
+                    held_answer = event  # its offer may be stamped a little later
+            elif event.type == "abandoned":
+                if state == "waiting":
+                    current.abandoned_at = event.at
+                    # Stored events (rows or models) keep the reason in ``data``.
+                    reason = (
+                        event.reason
+                        if isinstance(event, CallEventIn)
+                        else (event.data or {}).get("reason")
+                    )
+                    current.timeout = reason == "timeout"
+            elif event.type == "ended" and current is not None and current.ended_at is None:
+                current.ended_at = event.at
+                if state == "waiting":
+                    current.abandoned_at = event.at  # the caller hung up while waiting
     return offers
 
 
 # -- KPI bucket arithmetic -----------------------------------------------------------------------
+
+
+_BUCKET_FIELDS = (
+    "offered",
+    "answered",
+    "answered_within",
+    "abandoned",
+    "short_abandoned",
+    "wait_sum",
+    "talk_sum",
+    "talk_count",
+)
 
 
 def _hour(moment: datetime) -> datetime:
@@ -254,8 +358,14 @@ def _hour(moment: datetime) -> datetime:
 def bucket_contribution(
     offer: CallOffer | DerivedOffer | Row,
 ) -> tuple[tuple[str, datetime], dict]:
-    """What one request adds to its queue's hour, under the configured threshold."""
+    """What one request adds to its queue's hour, under the configured threshold.
+
+    A request still waiting adds nothing: whether it is a miss, may still be answered in time,
+    or is lost (its end never came) depends on the time of reading, so readers count the few
+    waiting requests themselves."""
     settings = get_settings()
+    if offer.outcome == "waiting":
+        return (offer.queue, _hour(offer.offered_at)), dict.fromkeys(_BUCKET_FIELDS, 0)
     wait = offer.wait_seconds
     answered = offer.answered_at is not None
     abandoned = offer.abandoned_at is not None and not answered
@@ -305,7 +415,7 @@ def bucket_contribution_columns() -> dict[str, ColumnElement]:
         return case((condition, 1), else_=0)
 
     return {
-        "offered": literal(1),
+        "offered": case((CallOffer.outcome == "waiting", 0), else_=1),
         "answered": one_if(when["answered"]),
         "answered_within": one_if(when["answered_within"]),
         "abandoned": one_if(when["abandoned"]),
@@ -346,6 +456,8 @@ def write_staged_buckets(session: Session) -> None:
     deltas = session.info.pop(_STAGED_BUCKETS, None)
     if not deltas:
         return
+    if ensure_bucket_basis(session):
+        return  # recounted from the requests, this transaction's own included
     dialect = session.get_bind().dialect.name
     shard = random.randrange(POSTGRES_BUCKET_SHARDS) if dialect == "postgresql" else 0
     # Key order: two intakes touching the same hours lock them in the same order, never
@@ -380,6 +492,143 @@ def _write_staged_buckets_before_commit(session: Session) -> None:
 @orm_events.listens_for(Session, "after_rollback")
 def _forget_staged_buckets(session: Session) -> None:
     discard_staged_buckets(session)
+
+
+# -- what the buckets were counted under ---------------------------------------------------------
+
+# Raise when derive_offers or bucket_contribution change what they make of the same events:
+# stored requests and buckets are then derived again on the next start or read.
+# 2: same-instant order by legs, re-entry after a transfer, transfers while waiting, repeats
+#    by content, clock skew, waiting requests kept out of the buckets.
+DERIVATION_VERSION = 2
+_BASIS = {
+    "kpi_basis.answer_threshold_seconds": lambda s: s.answer_threshold_seconds,
+    "kpi_basis.short_abandon_seconds": lambda s: s.short_abandon_seconds,
+    "kpi_basis.derivation": lambda s: DERIVATION_VERSION,
+}
+_BASIS_LOCK_KEY = 0x6B706962  # any constant; shared by every process of one database
+_basis_lock = threading.Lock()
+_basis_checked: tuple[int, ...] | None = None
+
+
+def bucket_basis() -> dict[str, int]:
+    settings = get_settings()
+    return {name: int(value(settings)) for name, value in _BASIS.items()}
+
+
+def ensure_bucket_basis(session: Session) -> bool:
+    """Make the stored hourly sums agree with the settings that decide what counts (the answer
+    threshold, the short-abandon limit) and with the derivation's rules; True if it recounted.
+
+    The settings the sums were built with are kept beside them (``counters``). When they
+    differ from this process's, every bucket is recounted from the requests (and the requests
+    derived again from their events if the rules changed), with a log line: a changed
+    setting takes effect at the next start or read, without ``hotline kpi rebuild``.
+    Checked once per process and settings, so the cost is one dictionary lookup afterwards.
+    """
+    global _basis_checked
+    wanted = bucket_basis()
+    key = tuple(wanted.values())
+    if _basis_checked == key:
+        return False
+    with _basis_lock:
+        if session.get_bind().dialect.name == "postgresql":
+            # Two processes started with the same new settings recount once, not twice.
+            session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _BASIS_LOCK_KEY})
+        stored = dict(
+            session.execute(
+                select(Counter.name, Counter.value).where(Counter.name.in_(list(wanted)))
+            ).all()
+        )
+        recounted = False
+        if stored != wanted:
+            has_data = session.scalar(select(CallOffer.id).limit(1)) is not None
+            if has_data:
+                rules = stored.get("kpi_basis.derivation")
+                log.warning(
+                    "the answer-rate sums were counted under %s, the settings now say %s: "
+                    "recounting them%s",
+                    stored or "unknown settings",
+                    wanted,
+                    " and deriving the requests again" if rules != DERIVATION_VERSION else "",
+                )
+                started = time.monotonic()
+                if rules != DERIVATION_VERSION:
+                    rederive_all(session)
+                count = recount_buckets(session)
+                log.warning(
+                    "recounted the answer-rate sums from %d requests in %.1f s",
+                    count,
+                    time.monotonic() - started,
+                )
+                recounted = True
+            _store_basis(session, wanted)
+        _basis_checked = key
+        return recounted
+
+
+def _store_basis(session: Session, basis: dict[str, int]) -> None:
+    insert_ = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert_(Counter)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["name"], set_={"value": statement.excluded.value}
+        ),
+        [{"name": name, "value": value} for name, value in basis.items()],
+    )
+
+
+def store_bucket_thresholds(session: Session) -> None:
+    """Record that the buckets were just counted under this process's thresholds."""
+    wanted = bucket_basis()
+    _store_basis(session, {k: v for k, v in wanted.items() if k != "kpi_basis.derivation"})
+
+
+def forget_bucket_basis() -> None:
+    """Check the stored basis again at the next read or write (tests that empty the tables)."""
+    global _basis_checked
+    with _basis_lock:
+        _basis_checked = None
+
+
+def rederive_all(session: Session, *, chunk: int = 500) -> int:
+    """Derive every call's requests again from its stored events (after a rules change)."""
+    call_ids = list(session.scalars(select(CallEvent.call_id).distinct()))
+    for start in range(0, len(call_ids), chunk):
+        _rederive(session, call_ids[start : start + chunk])
+    return len(call_ids)
+
+
+def recount_buckets(session: Session) -> int:
+    """Recompute every bucket from the requests under the current settings; how many
+    requests were counted."""
+    discard_staged_buckets(session)  # recounted from the requests below
+    session.execute(delete(KpiBucket))
+    sums: dict[tuple[str, datetime], dict[str, float]] = {}
+    count = 0
+    columns = (
+        CallOffer.queue,
+        CallOffer.offered_at,
+        CallOffer.answered_at,
+        CallOffer.abandoned_at,
+        CallOffer.outcome,
+        CallOffer.wait_seconds,
+        CallOffer.talk_seconds,
+    )
+    for offer in session.execute(select(*columns).execution_options(yield_per=5000)):
+        key, values = bucket_contribution(offer)
+        bucket = sums.setdefault(key, dict.fromkeys(_BUCKET_FIELDS, 0))
+        for name, value in values.items():
+            bucket[name] += value
+        count += 1
+    rows = [
+        {"queue": queue, "hour": hour, "shard": 0, **values}
+        for (queue, hour), values in sums.items()
+        if any(values.values())
+    ]
+    for start in range(0, len(rows), 5000):
+        session.execute(insert(KpiBucket), rows[start : start + 5000])
+    return count
 
 
 # -- ingestion ---------------------------------------------------------------------------------
@@ -750,10 +999,12 @@ def seed_queues(session: Session) -> str:
 def queue_state(session: Session, now: datetime | None = None) -> list[dict[str, Any]]:
     """Calls waiting now per queue, each one's wait, and the longest wait."""
     now = now or utcnow()
+    # A request waiting longer than this lost its end event: nobody waits for days.
+    lost_before = now - timedelta(seconds=get_settings().lost_waiting_seconds)
     waiting: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for offer in session.execute(
         select(CallOffer.call_id, CallOffer.caller, CallOffer.queue, CallOffer.offered_at)
-        .where(CallOffer.outcome == "waiting")
+        .where(CallOffer.outcome == "waiting", CallOffer.offered_at > lost_before)
         .order_by(CallOffer.offered_at)
     ):
         waiting[offer.queue].append(

@@ -78,6 +78,19 @@ class Settings(BaseSettings):
         0, description="abandons quicker than this leave the answer rate's denominator"
     )
     answer_rate_target: float = Field(0.90, description="the 15-second rate target (alerts)")
+    clock_skew_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="PBX nodes' clocks may differ this much: an answer stamped up to this long "
+        "before its offer is an answer at wait 0, and a transfer or offer repeated under a new "
+        "id within this long is the same one",
+    )
+    lost_waiting_seconds: int = Field(
+        7200, ge=60, description="a request waiting this long without news is lost (no end came)"
+    )
+    lost_talking_seconds: int = Field(
+        28800, ge=60, description="an answered request talking this long without an end is lost"
+    )
     alert_check_seconds: float = Field(
         5.0, ge=0, description="how often, at most, call events re-evaluate the rate alert"
     )

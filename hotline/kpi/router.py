@@ -43,6 +43,7 @@ def answer_rate_calls(
             "short_abandon",
             "unanswered",
             "waiting",
+            "lost",
         ]
         | None,
         Query(),

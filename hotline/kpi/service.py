@@ -18,7 +18,18 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, not_, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    case,
+    func,
+    not_,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
@@ -62,6 +73,11 @@ def _pending(offer: CallOffer | Row, now: datetime) -> bool:
     return offer.outcome == "waiting" and now - offer.offered_at < timedelta(seconds=threshold)
 
 
+def _lost(offer: CallOffer | Row, now: datetime) -> bool:
+    limit = timedelta(seconds=get_settings().lost_waiting_seconds)
+    return offer.outcome == "waiting" and now - offer.offered_at >= limit
+
+
 def _check_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
     if start.tzinfo is None or end.tzinfo is None:
         raise AppError("kpi.naive_time", "start and end need a time zone offset")
@@ -89,6 +105,7 @@ def _plan(
 def _bucket_totals(
     session: Session, hours: tuple[datetime, datetime], queue: str | None
 ) -> dict[str, float]:
+    calls_service.ensure_bucket_basis(session)
     calls_service.write_staged_buckets(session)  # this transaction's own intake counts too
     query = select(*[func.coalesce(func.sum(getattr(KpiBucket, f)), 0) for f in _FIELDS]).where(
         KpiBucket.hour >= hours[0], KpiBucket.hour < hours[1]
@@ -100,6 +117,7 @@ def _bucket_totals(
 
 def bucket_sums(session: Session) -> dict[tuple[str, datetime], dict[str, float]]:
     """Every (queue, hour) bucket, its shards summed: what the figures are read from."""
+    calls_service.ensure_bucket_basis(session)
     calls_service.write_staged_buckets(session)
     query = select(
         KpiBucket.queue,
@@ -134,7 +152,8 @@ def _windows_figures(
     now: datetime,
 ) -> dict[str, dict[str, Any]]:
     """The figures of several windows: settled hours from the buckets, the rest summed by the
-    database over the requests themselves, the edges of every window in one statement.
+    database over the requests themselves, the edges of every window in one statement, and
+    the few requests still open (waiting or talking) counted as of ``now``.
 
     The wall asks for its four windows every second or so at a peak, and their unsettled
     tail is up to an hour of requests: reading them into Python and summing there took a
@@ -143,17 +162,13 @@ def _windows_figures(
     plans = {name: _plan(start, end, now) for name, (start, end) in windows.items()}
     ranges = [r for _hours, edges in plans.values() for r in edges]
     edge_totals: dict[str, dict[str, float]] = {}
-    waiting_in: dict[str, int] = {}
     if ranges:
-        waiting = _counted_as("waiting", now)
         columns = calls_service.bucket_contribution_columns()
         sums = []
         with_edges = [name for name, (_hours, edges) in plans.items() if edges]
         for name in with_edges:
             inside = _offered_within(plans[name][1])
-            sums.append(func.sum(case((and_(inside, waiting), 1), else_=0)))
-            counted = and_(inside, not_(waiting))
-            sums.extend(func.sum(case((counted, columns[f]), else_=0)) for f in _FIELDS)
+            sums.extend(func.sum(case((inside, columns[f]), else_=0)) for f in _FIELDS)
         # Only the edges' requests: a ragged window of months has two short edges and
         # months of settled hours between them, which the buckets hold.
         query = select(*sums).where(_offered_within(_merged(ranges)))
@@ -161,15 +176,82 @@ def _windows_figures(
             query = query.where(CallOffer.queue == queue)
         values = iter(session.execute(query).one())
         for name in with_edges:
-            waiting_in[name] = int(next(values) or 0)
             edge_totals[name] = {f: next(values) or 0 for f in _FIELDS}
+    open_counts = _open_requests(session, windows, queue, now)
     figures = {}
     for name, (hours, _edges) in plans.items():
         totals = _bucket_totals(session, hours, queue) if hours else _empty()
         for field, value in edge_totals.get(name, {}).items():
             totals[field] += value
-        figures[name] = _figures(totals, waiting_in.get(name, 0))
+        totals["offered"] += open_counts[name]["missed"]
+        figures[name] = _figures(totals, open_counts[name])
     return figures
+
+
+def _open_requests(
+    session: Session,
+    windows: dict[str, tuple[datetime, datetime]],
+    queue: str | None,
+    now: datetime,
+) -> dict[str, dict[str, int]]:
+    """Per window, the requests whose end has not come, as they count at ``now``: waiting
+    and still within the threshold (``waiting``: not counted yet), waiting past it
+    (``missed``), waiting past the lost limit (``lost``: left out of the rate), and answered
+    but talking past the lost limit (``lost_talking``: the answer counts; the missing end is
+    a data-quality figure).
+
+    Read through the outcome index: there are only ever a few of them, however long the
+    window. The buckets hold no waiting request, since how one counts changes with time."""
+    settings = get_settings()
+    threshold = timedelta(seconds=settings.answer_threshold_seconds)
+    lost_waiting = timedelta(seconds=settings.lost_waiting_seconds)
+    lost_talking = timedelta(seconds=settings.lost_talking_seconds)
+    kinds = ("waiting", "missed", "lost", "lost_talking")
+    counts = {name: dict.fromkeys(kinds, 0) for name in windows}
+    first = min(start for start, _end in windows.values())
+    last = max(end for _start, end in windows.values())
+    columns = (CallOffer.offered_at, CallOffer.answered_at, CallOffer.outcome, CallOffer.queue)
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite's planner otherwise walks the offered_at index over a year's window (50 ms
+        # instead of 1); the queue is filtered below for the same reason.
+        query = (
+            text(
+                "SELECT offered_at, answered_at, outcome, queue FROM call_offers "
+                "INDEXED BY ix_call_offers_outcome_offered_at "
+                "WHERE outcome IN ('waiting', 'talking') AND offered_at >= :first "
+                "AND offered_at < :last"
+            )
+            .bindparams(
+                bindparam("first", first, type_=CallOffer.offered_at.type),
+                bindparam("last", last, type_=CallOffer.offered_at.type),
+            )
+            .columns(*columns)
+        )
+    else:
+        query = select(*columns).where(
+            CallOffer.outcome.in_(("waiting", "talking")),
+            CallOffer.offered_at >= first,
+            CallOffer.offered_at < last,
+        )
+    for offered_at, answered_at, outcome, offer_queue in session.execute(query):
+        if queue and offer_queue != queue:
+            continue
+        if outcome == "waiting":
+            waited = now - offered_at
+            if waited < threshold:
+                kind = "waiting"
+            elif waited >= lost_waiting:
+                kind = "lost"
+            else:
+                kind = "missed"
+        elif now - answered_at >= lost_talking:
+            kind = "lost_talking"
+        else:
+            continue
+        for name, (start, end) in windows.items():
+            if start <= offered_at < end:
+                counts[name][kind] += 1
+    return counts
 
 
 def answer_rate(
@@ -185,7 +267,7 @@ def answer_rate(
     return _windows_figures(session, {"window": (start, end)}, queue, now or utcnow())["window"]
 
 
-def _figures(totals: dict[str, float], waiting: int) -> dict[str, Any]:
+def _figures(totals: dict[str, float], open_counts: dict[str, int]) -> dict[str, Any]:
     threshold = get_settings().answer_threshold_seconds
     denominator = int(totals["offered"] - totals["short_abandoned"])
     answered = int(totals["answered"])
@@ -196,7 +278,10 @@ def _figures(totals: dict[str, float], waiting: int) -> dict[str, Any]:
         "answered_within_threshold": int(totals["answered_within"]),
         "abandoned": abandoned,
         "short_abandoned": int(totals["short_abandoned"]),
-        "waiting": waiting,
+        "waiting": open_counts["waiting"],
+        # Data quality: requests whose end never came (see docs/kpi.md), not in the rate.
+        "lost": open_counts["lost"],
+        "lost_talking": open_counts["lost_talking"],
         "rate": round(totals["answered_within"] / denominator, 6) if denominator else None,
         "threshold_seconds": threshold,
         "average_speed_of_answer_seconds": (
@@ -233,14 +318,22 @@ def _counted_as(category: str, now: datetime) -> ColumnElement[bool]:
     waiting = and_(
         CallOffer.outcome == "waiting", CallOffer.offered_at > now - timedelta(seconds=within)
     )
+    lost = and_(
+        CallOffer.outcome == "waiting",
+        CallOffer.offered_at <= now - timedelta(seconds=get_settings().lost_waiting_seconds),
+    )
     return {
         "waiting": waiting,
+        "lost": lost,
         "answered_within": when["answered_within"],
         "answered_late": and_(when["answered"], not_(when["answered_within"])),
         "short_abandon": when["short_abandoned"],
         "abandoned": and_(when["abandoned"], not_(when["short_abandoned"])),
         "unanswered": and_(
-            CallOffer.answered_at.is_(None), CallOffer.abandoned_at.is_(None), not_(waiting)
+            CallOffer.answered_at.is_(None),
+            CallOffer.abandoned_at.is_(None),
+            not_(waiting),
+            not_(lost),
         ),
     }[category]
 
@@ -273,7 +366,13 @@ def calls_behind(
             "agent": offer.agent,
             "wait_seconds": offer.wait_seconds,
             "outcome": offer.outcome,
-            "counted_as": "waiting" if _pending(offer, now) else classify(offer),
+            "counted_as": (
+                "waiting"
+                if _pending(offer, now)
+                else "lost"
+                if _lost(offer, now)
+                else classify(offer)
+            ),
         }
         for offer in session.execute(query.limit(limit).offset(offset))
     ]
@@ -333,15 +432,18 @@ def forget_wall_snapshot() -> None:
 
 
 def _wall_snapshot(session: Session, *, now: datetime | None = None) -> dict[str, Any]:
-    queues = calls_service.queue_state(session)
+    queues = calls_service.queue_state(session, now)
     by_state = calls_service.agents_by_state(session)
     alert = session.get(AlertState, "answer_rate_15m")
+    figures = rolling(session, now=now)
     return {
         "target": get_settings().answer_rate_target,
-        "rolling": rolling(session, now=now),
+        "rolling": figures,
         "queues": [{k: v for k, v in q.items() if k != "calls"} for q in queues],
         "waiting": sum(q["waiting"] for q in queues),
         "longest_wait_seconds": max((q["longest_wait_seconds"] for q in queues), default=0.0),
+        # Data quality: today's requests whose end never came (waiting or talking too long).
+        "lost_calls": figures["today"]["lost"] + figures["today"]["lost_talking"],
         "agents_by_state": by_state,
         "alert": {"active": bool(alert and alert.active), "since": alert.since if alert else None},
         "overdue_by_department": ticket_service.overdue_by_department(session),
@@ -415,23 +517,10 @@ def _create_alert_state(session: Session, now: datetime) -> None:
 
 
 def rebuild_buckets(session: Session) -> int:
-    """Recompute every bucket from the requests (after the threshold setting changed)."""
-    from sqlalchemy import delete
-
-    calls_service.discard_staged_buckets(session)  # recounted from the requests below
-    session.execute(delete(KpiBucket))
-    sums: dict[tuple[str, datetime], dict[str, float]] = {}
-    count = 0
-    for offer in session.scalars(select(CallOffer).execution_options(yield_per=5000)):
-        key, values = calls_service.bucket_contribution(offer)
-        bucket = sums.setdefault(key, _empty())
-        for name, value in values.items():
-            bucket[name] += value
-        count += 1
-    session.add_all(
-        KpiBucket(queue=queue, hour=hour, **{n: v for n, v in values.items()})
-        for (queue, hour), values in sums.items()
-    )
+    """Recompute every bucket from the requests (``hotline kpi rebuild``; a changed threshold
+    setting also triggers this by itself, see ``calls_service.ensure_bucket_basis``)."""
+    count = calls_service.recount_buckets(session)
+    calls_service.store_bucket_thresholds(session)
     session.flush()
     return count
 

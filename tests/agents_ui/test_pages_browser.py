@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -493,6 +494,16 @@ def test_the_wall_rate_moves_with_call_events_without_a_reload(browser, server):
     server.call_events([_event(waiting, "offered", datetime.now(UTC), queue="general")])
     expect(page.get_by_test_id("wall-waiting").locator("#waiting-count")).not_to_have_text("0")
     expect(page.get_by_test_id("wall-agents")).to_contain_text("通话中")
+    # A caller whose end never came is lost after two hours: not waiting, counted apart.
+    lost = f"call-{uuid.uuid4().hex[:12]}"
+    before = server.get("sup", "/api/v1/kpi/wall")["lost_calls"]
+    offered = datetime.now(UTC) - timedelta(hours=3)
+    server.call_events([_event(lost, "offered", offered, queue="general")])
+    lost_calls = server.get("sup", "/api/v1/kpi/wall")["lost_calls"]
+    tz = ZoneInfo("Asia/Shanghai")  # the site's day, as the wall counts it
+    is_today = offered.astimezone(tz).date() == datetime.now(tz).date()
+    assert lost_calls == before + (1 if is_today else 0)
+    expect(page.get_by_test_id("wall-waiting").locator("#lost-calls")).to_have_text(str(lost_calls))
     assert_not_reloaded(page)
 
     page.get_by_role("button", name=re.compile("全屏显示")).click()

@@ -66,6 +66,8 @@ function drawWall(wall) {
   }
 
   $("#waiting-count").textContent = String(wall.waiting);
+  // Calls whose end event never came (data quality): not waiting, not in the rate.
+  $("#lost-calls").textContent = String(wall.lost_calls ?? 0);
   drawLongestWait();
   replaceChildren($("#queue-list"), wall.queues.map((q) =>
     h("li", {}, h("span", {}, q.name), h("span", { class: "count" },

@@ -6,7 +6,8 @@ The log (2026-11-27, times after 09:00:00 Asia/Shanghai = epoch 1764205200):
   c2  12345q  abandoned after 40 s
   c3  sbq     timed out after 300 s
   c4  12345q  answered after 8 s, blind-transferred to extension 8002 (the social-security
-              seat) after 60 s; there answered by agent2 21 s after the transfer, talk 100 s
+              seat) after 60 s; re-entering there 1 s later, answered by agent2 20 s after
+              the re-entry, talk 100 s
   c5  12345q  answered after 5 s, attended transfer through a bridge (target unknown): ended
   c6  vipq    a queue we do not have: refused, with its line number
 
@@ -220,7 +221,8 @@ def test_import_derives_the_requests_and_reports_bad_lines(queues, log_file):
         "answered",
         "agent2",
     )
-    assert c4_social.offered_at == at(268) and c4_social.wait_seconds == 21
+    # The wait starts at the re-entry (ENTERQUEUE at 269), not at the transfer line (268).
+    assert c4_social.offered_at == at(269) and c4_social.wait_seconds == 20
     assert c4_social.talk_seconds == 100
     c5 = rows[("1764205700.18", 0)]
     assert (c5.outcome, c5.wait_seconds, c5.talk_seconds) == ("answered", 5, 60)

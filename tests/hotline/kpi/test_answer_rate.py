@@ -137,12 +137,13 @@ def test_sending_everything_again_changes_nothing(client, supervisor):
 def test_a_late_event_corrects_the_figures(client, supervisor):
     stream = [e for e in crafted_stream() if e["event_id"] != "c9-e"]
     post(client, stream)
-    # c9 still waiting (offered long ago): counted, unanswered; then its end arrives late.
+    # c9 still waiting, offered long ago: lost (its end never came), left out of the rate and
+    # counted apart; then its end arrives late and it counts as the abandon it was.
     before = rate(client, supervisor, *DAY)
-    assert before["offered"] == 10 and before["abandoned"] == 2
+    assert before["offered"] == 9 and before["abandoned"] == 2 and before["lost"] == 1
     post(client, [ev("c9-e", "c9", "ended", 560)])
     after = rate(client, supervisor, *DAY)
-    assert after["abandoned"] == 3 and after["rate"] == 0.4
+    assert after["abandoned"] == 3 and after["rate"] == 0.4 and after["lost"] == 0
 
 
 def test_any_arrival_order_gives_the_same_figures(client, supervisor):
@@ -201,6 +202,7 @@ CATEGORIES = [
     "short_abandon",
     "unanswered",
     "waiting",
+    "lost",
 ]
 
 
@@ -212,6 +214,8 @@ def test_each_category_filter_gives_exactly_the_calls_counted_so(client, supervi
         now = datetime.now(TZ)
         post(client, [e for e in crafted_stream() if e["event_id"] != "c9-e"])  # unanswered
         post(client, [ev("w-o", "w", "offered", (now - BASE).total_seconds(), queue="general")])
+        missed = (now - BASE).total_seconds() - 60  # waited past 15 s, not yet lost
+        post(client, [ev("u-o", "u", "offered", missed, queue="general")])
         window = {"start": DAY[0].isoformat(), "end": (now + timedelta(minutes=1)).isoformat()}
         every = client.get("/api/v1/kpi/answer-rate/calls", params=window, headers=supervisor)
         every = every.json()
@@ -228,7 +232,7 @@ def test_each_category_filter_gives_exactly_the_calls_counted_so(client, supervi
             assert page["total"] == len(counted[category]), category
             assert {(r["call_id"], r["seq"]) for r in page["calls"]} == counted[category]
             assert {r["counted_as"] for r in page["calls"]} == {category}
-        assert every["total"] == sum(len(v) for v in counted.values()) == 11
+        assert every["total"] == sum(len(v) for v in counted.values()) == 12
     finally:
         monkeypatch.undo()
         get_settings.cache_clear()
