@@ -248,7 +248,8 @@ def test_the_tree_api_nests_every_matter_once_with_counts(client, make_user, see
         for sub in category["subcategories"]:
             assert sub["count"] == len(sub["matters"]) > 0
     by_code = {item["code"]: item for item in listed}
-    assert (by_code["SC-01"]["category"], by_code["SC-01"]["subcategory"]) == ("市场监管", "消费维权")
+    sample = by_code["SC-01"]
+    assert (sample["category"], sample["subcategory"]) == ("市场监管", "消费维权")
 
 
 def test_the_tree_api_filters_by_kind_and_refuses_an_unknown_kind(client, make_user, seeded):
@@ -256,9 +257,7 @@ def test_the_tree_api_filters_by_kind_and_refuses_an_unknown_kind(client, make_u
     body = client.get(
         "/api/v1/routing/matters/tree", params={"kind": "建议"}, headers=headers
     ).json()
-    leaves = [
-        leaf for c in body["categories"] for s in c["subcategories"] for leaf in s["matters"]
-    ]
+    leaves = [leaf for c in body["categories"] for s in c["subcategories"] for leaf in s["matters"]]
     assert body["count"] == len(leaves) >= 10
     assert {leaf["kind"] for leaf in leaves} == {"建议"}
     wrong = client.get("/api/v1/routing/matters/tree", params={"kind": "闲聊"}, headers=headers)

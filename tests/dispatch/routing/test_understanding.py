@@ -18,13 +18,17 @@ URGENT = {m["code"] for m in MATTERS if m.get("urgent")}
 # -- the corpus --------------------------------------------------------------------------------
 
 
-def test_every_matter_has_training_and_heldout_requests():
+def test_every_sample_matter_has_training_and_heldout_requests():
+    # The corpus covers the 53 sample matters; the matters grown from the taxonomy have no
+    # examples yet and are suggested by their keywords (test_catalogue_tree).
     train = Counter(e.matter_code for e in classifier.load_corpus("train"))
     heldout = Counter(e.matter_code for e in classifier.load_corpus("heldout"))
-    for matter in MATTERS:
-        assert train[matter["code"]] >= 25, matter["code"]
-        assert heldout[matter["code"]] >= 8, matter["code"]
-    assert set(train) | set(heldout) <= {m["code"] for m in MATTERS}
+    covered = set(train) | set(heldout)
+    assert len(covered) == 53
+    for code in covered:
+        assert train[code] >= 25, code
+        assert heldout[code] >= 8, code
+    assert covered <= {m["code"] for m in MATTERS}
 
 
 def test_heldout_requests_are_never_trained_on():
@@ -162,8 +166,9 @@ def test_the_suggest_route_carries_confidence_and_urgency(client, staff):
 def people(database, make_user):
     with db.transaction() as session:
         service.seed_reference(session)
+    # A department user must belong to a department (hotline.core.auth refuses one without).
     return {
-        role: make_user(f"{role}1", role)
+        role: make_user(f"{role}1", role, departments=("C-MARKET",) if role == "department" else ())
         for role in ("admin", "agent", "dispatcher", "supervisor", "department")
     }
 
@@ -209,7 +214,11 @@ def test_a_correction_teaches_the_next_model_and_a_rollback_forgets_it(
     ticket = created.json()
     dispatched = client.post(
         f"/api/v1/tickets/{ticket['number']}/dispatch",
-        json={"department": ticket["lead_department"], "matter_code": corrected},
+        json={
+            "department": ticket["lead_department"],
+            "matter_code": corrected,
+            "version": ticket["version"],  # re-dispatching a dispatched ticket names it
+        },
         headers=dispatcher,
     )
     assert dispatched.status_code == 200, dispatched.text
