@@ -34,8 +34,6 @@ LEARNED_WEIGHT = 1.0
 # keyword shared by two matters, or most of a name), and at most this many join the list.
 UNSEEN_MIN_SCORE = 0.3
 UNSEEN_LIMIT = 2
-# ... and an urgent one joins the first three on a keyword of its own (raw evidence >= 1).
-UNSEEN_URGENT_SCORE = 0.5
 
 # Words in matter names that say what kind of request it is (咨询/投诉 …) or nothing at all;
 # they would link every complaint to every 投诉 matter.
@@ -292,10 +290,9 @@ class ModelSuggester:
             if p >= self.urgent_threshold and self._matters[code].urgent:
                 top = [c for c in top if c[0] != code]
                 top.insert(min(1, len(top)), (code, p))
-        # Matters the model never saw follow its first three; an urgent one named by a keyword
-        # of its own joins the first three, as an urgent matter the model knows would.
-        for hit in unseen:
-            position = 1 if self._matters[hit[0]].urgent and hit[1] >= UNSEEN_URGENT_SCORE else 3
+        # Matters the model never saw follow its first three (never displacing them: the
+        # held-out top-3 stays what the model gives); urgent ones keep their flag.
+        for position, hit in enumerate(unseen, start=shown):
             top.insert(min(position, len(top)), hit)
         top = top[:limit]
         low = ranked[0][1] < self.confidence_threshold
