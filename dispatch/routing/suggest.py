@@ -290,16 +290,15 @@ class ModelSuggester:
             if p >= self.urgent_threshold and self._matters[code].urgent:
                 top = [c for c in top if c[0] != code]
                 top.insert(min(1, len(top)), (code, p))
-        # Matters the model never saw follow its first three (never displacing them: the
-        # held-out top-3 stays what the model gives); urgent ones keep their flag.
-        for position, hit in enumerate(unseen, start=shown):
-            top.insert(min(position, len(top)), hit)
-        top = top[:limit]
         low = ranked[0][1] < self.confidence_threshold
+        after = shown
         if low and self.catch_all in self._matters:
-            window = top[: 3 + len(unseen)]
-            kept = [c for c in window if c[0] != self.catch_all][: limit - 1]
+            kept = [c for c in top[:3] if c[0] != self.catch_all][: limit - 1]
             top = [*kept, (self.catch_all, dict(ranked).get(self.catch_all, 0.0))]
+            after = len(top)
+        # Matters the model never saw follow what it gives first (its first three, and the
+        # catch-all when unsure), never displacing them; urgent ones keep their flag.
+        top = [*top[:after], *unseen, *top[after:]][:limit]
         return Understanding([self._suggestion(code, p) for code, p in top], low, "model")
 
     def _unseen_hits(self, text: str, limit: int, known: set[str]) -> list[tuple[str, float]]:
