@@ -105,6 +105,8 @@ class Matter(Base):
     code: Mapped[str] = mapped_column(String(16), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     category: Mapped[str] = mapped_column(String(64))
+    # The catalogue tree: category -> subcategory -> matter ("" until a catalogue names it).
+    subcategory: Mapped[str] = mapped_column(String(64), default="", server_default="")
     kind: Mapped[str] = mapped_column(String(8))  # 咨询 | 求助 | 投诉 | 举报 | 建议
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     keywords: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -153,12 +153,53 @@ class MatterRead(BaseModel):
     code: str
     name: str
     category: str
+    subcategory: str
     kind: str
     urgent: bool
     keywords: list[str]
     level: str
     type: str
     rule_version: str
+
+
+MatterKind = Literal["咨询", "求助", "投诉", "举报", "建议"]
+
+
+class MatterLeaf(BaseModel):
+    code: str
+    name: str
+    kind: str
+    urgent: bool
+    level: str
+    type: str
+
+
+class SubcategoryNode(BaseModel):
+    name: str
+    count: int
+    matters: list[MatterLeaf]
+
+
+class CategoryNode(BaseModel):
+    name: str
+    count: int
+    subcategories: list[SubcategoryNode]
+
+
+class MatterTree(BaseModel):
+    count: int = Field(description="matters in the tree")
+    categories: list[CategoryNode]
+
+
+@router.get("/matters/tree", response_model=MatterTree)
+def matter_tree(
+    session: SessionDep,
+    _user: HotlineStaff,
+    kind: Annotated[MatterKind | None, Query(description="only matters of this kind")] = None,
+) -> dict:
+    """The matter catalogue as a tree (category -> subcategory -> matter) with the number of
+    matters under each node, in catalogue order, for browsing when the suggestions miss."""
+    return service.matter_tree(session, kind=kind)
 
 
 @router.get("/matters", response_model=list[MatterRead])
@@ -174,6 +215,7 @@ def list_matters(session: SessionDep, _user: HotlineStaff) -> list[dict]:
                 "code": matter.code,
                 "name": matter.name,
                 "category": matter.category,
+                "subcategory": matter.subcategory,
                 "kind": matter.kind,
                 "urgent": matter.urgent,
                 "keywords": list(matter.keywords),

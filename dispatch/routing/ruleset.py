@@ -147,6 +147,7 @@ class Matter:
     urgent: bool
     keywords: tuple[str, ...]
     versions: tuple[MatterRuleVersion, ...]
+    subcategory: str = ""
 
     @property
     def current(self) -> MatterRuleVersion:
@@ -160,6 +161,16 @@ class Matter:
             if version.valid_from is None or version.valid_from <= day:
                 return version
         return self.versions[0]
+
+
+def catch_all_matter(matters: Iterable[Matter]) -> Matter | None:
+    """The catch-all matter (其他综合诉求): it goes to the area government (兜底) and names no
+    keywords; other area-government matters (征地补偿, 法律援助 …) are no catch-all."""
+    fallback = [m for m in matters if m.current.type == AREA_GOV_TYPE]
+    for matter in fallback:
+        if not matter.keywords:
+            return matter
+    return fallback[0] if fallback else None
 
 
 def rule_version_label(matter_code: str, version: int) -> str:
@@ -610,4 +621,5 @@ def _matter(row: Mapping[str, Any]) -> Matter:
         urgent=bool(row.get("urgent", False)),
         keywords=_strings(row.get("keywords")),
         versions=tuple(versions),
+        subcategory=str(row.get("subcategory", "")),
     )

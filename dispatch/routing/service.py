@@ -139,10 +139,8 @@ def _suggester(
 
 
 def _catch_all(ruleset: rs.RuleSet) -> str | None:
-    for matter in ruleset.matters:
-        if matter.current.type == rs.AREA_GOV_TYPE:
-            return matter.code
-    return None
+    matter = rs.catch_all_matter(ruleset.matters)
+    return None if matter is None else matter.code
 
 
 def forget_cached_rules() -> None:
@@ -210,6 +208,7 @@ def ruleset_from_db(session: Session) -> rs.RuleSet:
                 urgent=x.urgent,
                 keywords=tuple(x.keywords),
                 versions=tuple(rules_by_matter.get(x.code, ())),
+                subcategory=x.subcategory,
             )
             for x in session.scalars(select(m.Matter).order_by(m.Matter.code))
             if x.code in rules_by_matter
@@ -304,6 +303,7 @@ def seed_reference(session: Session) -> str:
                 code=x.code,
                 name=x.name,
                 category=x.category,
+                subcategory=x.subcategory,
                 kind=x.kind,
                 urgent=x.urgent,
                 keywords=list(x.keywords),
@@ -311,6 +311,15 @@ def seed_reference(session: Session) -> str:
             for x in data.matters
         ],
     )
+    # A catalogue seeded before the tree existed has matters without a subcategory: place
+    # them as shipped. A subcategory already set (by the catalogue or an admin) stays.
+    shipped_subcategory = {x.code: x.subcategory for x in data.matters}
+    placed = 0
+    for row in session.scalars(select(m.Matter).where(m.Matter.subcategory == "")):
+        if shipped_subcategory.get(row.code):
+            row.subcategory = shipped_subcategory[row.code]
+            placed += 1
+    added["matters placed in the tree"] = placed
     ruled = set(session.scalars(select(m.MatterRule.matter_code)).all())
     new_rules = [
         m.MatterRule(
@@ -334,6 +343,43 @@ def seed_reference(session: Session) -> str:
         + ", ".join(f"{n} {t}" for t, n in added.items() if n)
         + ("" if any(added.values()) else "already loaded")
     )
+
+
+UNPLACED_SUBCATEGORY = "未分类"  # (unplaced) a matter no catalogue has put in a subcategory yet
+
+
+def matter_tree(session: Session, *, kind: str | None = None) -> dict[str, Any]:
+    """The catalogue as nested nodes, each with the number of matters under it; every matter
+    (of ``kind``, if given) appears exactly once, with the rule in force today."""
+    today = local_today()
+    categories: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for matter in current_routing(session).ruleset.matters:
+        if kind is not None and matter.kind != kind:
+            continue
+        rule = matter.rule_on(today)
+        subcategories = categories.setdefault(matter.category, {})
+        subcategories.setdefault(matter.subcategory or UNPLACED_SUBCATEGORY, []).append(
+            {
+                "code": matter.code,
+                "name": matter.name,
+                "kind": matter.kind,
+                "urgent": matter.urgent,
+                "level": rule.level,
+                "type": rule.type,
+            }
+        )
+    nodes = [
+        {
+            "name": category,
+            "count": sum(len(leaves) for leaves in subcategories.values()),
+            "subcategories": [
+                {"name": name, "count": len(leaves), "matters": leaves}
+                for name, leaves in subcategories.items()
+            ],
+        }
+        for category, subcategories in categories.items()
+    ]
+    return {"count": sum(node["count"] for node in nodes), "categories": nodes}
 
 
 def local_today() -> date:
@@ -403,10 +449,8 @@ def decide(
 
 def fallback_matter(routing: Routing) -> str:
     """With nothing to go on, the catch-all matter (其他综合诉求) if the catalogue has one."""
-    for matter in routing.ruleset.matters:
-        if matter.current.type == rs.AREA_GOV_TYPE:
-            return matter.code
-    return routing.ruleset.matters[-1].code
+    matter = rs.catch_all_matter(routing.ruleset.matters)
+    return (matter or routing.ruleset.matters[-1]).code
 
 
 def _ref(obj: Any) -> dict[str, str] | None:

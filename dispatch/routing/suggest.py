@@ -30,6 +30,10 @@ from dispatch.routing.ruleset import RuleSet
 NAME_WEIGHT = 1.0
 KEYWORD_WEIGHT = 1.0
 LEARNED_WEIGHT = 1.0
+# Matters the classifier never saw are reached by keywords: a hit must be this good (one
+# keyword shared by two matters, or most of a name), and at most this many join the list.
+UNSEEN_MIN_SCORE = 0.3
+UNSEEN_LIMIT = 2
 
 # Words in matter names that say what kind of request it is (咨询/投诉 …) or nothing at all;
 # they would link every complaint to every 投诉 matter.
@@ -273,9 +277,12 @@ class ModelSuggester:
             return Understanding(
                 [replace(s, urgent=self._matters[s.code].urgent) for s in found], False, "keywords"
             )
-        ranked = [(code, p) for code, p in self.model.rank(text) if code in self._matters]
+        every = self.model.rank(text)
+        ranked = [(code, p) for code, p in every if code in self._matters]
+        unseen = self._unseen_hits(text, limit, {code for code, _ in every})
         if not ranked:
-            return Understanding([], False, "model")
+            found = [self._suggestion(code, p) for code, p in unseen]
+            return Understanding(found, False, "keywords" if found else "model")
         top = ranked[:limit]
         shown = min(3, limit)
         # An urgent matter is never missed silently: likely enough, it joins the first three.
@@ -283,15 +290,31 @@ class ModelSuggester:
             if p >= self.urgent_threshold and self._matters[code].urgent:
                 top = [c for c in top if c[0] != code]
                 top.insert(min(1, len(top)), (code, p))
-        top = top[:limit]
         low = ranked[0][1] < self.confidence_threshold
+        after = shown
         if low and self.catch_all in self._matters:
             # Unsure: the three likeliest real matters and the catch-all, by likelihood (the
             # catch-all first when it is the likeliest, so one key takes it).
             kept = [c for c in top if c[0] != self.catch_all][: min(3, limit - 1)]
             catch_all = (self.catch_all, dict(ranked).get(self.catch_all, 0.0))
             top = sorted([*kept, catch_all], key=lambda c: -c[1])
+            after = len(top)
+        # Matters the model never saw follow what it gives first (its first three, and the
+        # catch-all when unsure), never displacing them; urgent ones keep their flag.
+        top = [*top[:after], *unseen, *top[after:]][:limit]
         return Understanding([self._suggestion(code, p) for code, p in top], low, "model")
+
+    def _unseen_hits(self, text: str, limit: int, known: set[str]) -> list[tuple[str, float]]:
+        """Matters of the catalogue the model was not trained on (no corpus examples yet) that
+        the keyword suggester finds for ``text``: at most ``UNSEEN_LIMIT``, best first."""
+        if len(known) >= len(self._matters) and self._matters.keys() <= known:
+            return []
+        hits = [
+            (s.code, s.score)
+            for s in self.fallback.suggest(text, limit + len(known))
+            if s.code not in known and s.score >= UNSEEN_MIN_SCORE
+        ]
+        return hits[:UNSEEN_LIMIT]
 
     def suggest(self, text: str, limit: int = 5) -> list[Suggestion]:
         return self.understand(text, limit).suggestions

@@ -59,6 +59,7 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("POST", "/api/v1/routing/preview"): roles(*STAFF),
     ("GET", "/api/v1/routing/suggest"): roles(*STAFF, query={"q": "噪音"}),
     ("GET", "/api/v1/routing/matters"): roles(*STAFF),
+    ("GET", "/api/v1/routing/matters/tree"): roles(*STAFF),
     ("GET", "/api/v1/routing/matters/{code}/rules"): roles(*STAFF),
     ("POST", "/api/v1/routing/matters/{code}/rules"): ADMIN,
     ("GET", "/api/v1/routing/departments"): roles(*STAFF),

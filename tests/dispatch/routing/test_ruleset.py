@@ -52,7 +52,7 @@ def test_loads_every_section_of_the_reference(ruleset: RuleSet) -> None:
     # gazetteer.yaml's own places, then those of places.yaml (roads, landmarks, compounds …)
     assert len(load_reference(places_file=False).places) == 62
     assert len(ruleset.places) > 300
-    assert len(ruleset.matters) == 53
+    assert len(ruleset.matters) >= 250  # the 53 sample matters and the tree grown from them
     assert ruleset.city_code == "440400"
     assert ruleset.city_name == "珠海市"
     assert ruleset.not_zhuhai == ("坦洲", "贵州万山", "铜仁", "湘西", "凤凰县", "新乡")

@@ -18,13 +18,17 @@ URGENT = {m["code"] for m in MATTERS if m.get("urgent")}
 # -- the corpus --------------------------------------------------------------------------------
 
 
-def test_every_matter_has_training_and_heldout_requests():
+def test_every_sample_matter_has_training_and_heldout_requests():
+    # The corpus covers the 53 sample matters; the matters grown from the taxonomy have no
+    # examples yet and are suggested by their keywords (test_catalogue_tree).
     train = Counter(e.matter_code for e in classifier.load_corpus("train"))
     heldout = Counter(e.matter_code for e in classifier.load_corpus("heldout"))
-    for matter in MATTERS:
-        assert train[matter["code"]] >= 25, matter["code"]
-        assert heldout[matter["code"]] >= 8, matter["code"]
-    assert set(train) | set(heldout) <= {m["code"] for m in MATTERS}
+    covered = set(train) | set(heldout)
+    assert len(covered) == 53
+    for code in covered:
+        assert train[code] >= 25, code
+        assert heldout[code] >= 8, code
+    assert covered <= {m["code"] for m in MATTERS}
 
 
 def test_heldout_requests_are_never_trained_on():
@@ -96,11 +100,12 @@ def test_unsure_text_offers_the_catch_all_beside_the_top_three(suggester):
     for text in ("那个东西又坏了", "你好有个事"):
         understanding = suggester.understand(text)
         assert understanding.low_confidence, text
-        codes = [s.code for s in understanding.suggestions]
+        first = understanding.suggestions[:4]  # matters the model never saw may follow
+        codes = [s.code for s in first]
         # Three real matters and the catch-all, whatever the catch-all's own rank ...
-        assert "QT-01" in codes and len(codes) == 4, (text, codes)
+        assert "QT-01" in codes and len(set(codes)) == 4, (text, codes)
         # ... in order of likelihood, so the one key takes the likeliest.
-        scores = [s.score for s in understanding.suggestions]
+        scores = [s.score for s in first]
         assert scores == sorted(scores, reverse=True), (text, codes, scores)
 
 
@@ -167,6 +172,7 @@ def test_the_suggest_route_carries_confidence_and_urgency(client, staff):
 def people(database, make_user):
     with db.transaction() as session:
         service.seed_reference(session)
+    # A department user must belong to a department (hotline.core.auth refuses one without).
     return {
         role: make_user(
             f"{role}1", role, departments=("XZ-MARKET",) if role == "department" else ()
