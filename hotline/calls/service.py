@@ -339,7 +339,8 @@ def derive_offers(events: Iterable[CallEvent | CallEventIn | Row]) -> list[Deriv
 # -- KPI bucket arithmetic -----------------------------------------------------------------------
 
 
-_BUCKET_FIELDS = (
+# The sums each hourly KPI bucket keeps (hotline.kpi reads them back by these names).
+BUCKET_FIELDS = (
     "offered",
     "answered",
     "answered_within",
@@ -365,7 +366,7 @@ def bucket_contribution(
     waiting requests themselves."""
     settings = get_settings()
     if offer.outcome == "waiting":
-        return (offer.queue, _hour(offer.offered_at)), dict.fromkeys(_BUCKET_FIELDS, 0)
+        return (offer.queue, _hour(offer.offered_at)), dict.fromkeys(BUCKET_FIELDS, 0)
     wait = offer.wait_seconds
     answered = offer.answered_at is not None
     abandoned = offer.abandoned_at is not None and not answered
@@ -617,7 +618,7 @@ def recount_buckets(session: Session) -> int:
     )
     for offer in session.execute(select(*columns).execution_options(yield_per=5000)):
         key, values = bucket_contribution(offer)
-        bucket = sums.setdefault(key, dict.fromkeys(_BUCKET_FIELDS, 0))
+        bucket = sums.setdefault(key, dict.fromkeys(BUCKET_FIELDS, 0))
         for name, value in values.items():
             bucket[name] += value
         count += 1

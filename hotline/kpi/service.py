@@ -44,16 +44,7 @@ from hotline.core.events import publish_after_commit
 from hotline.core.models import Event
 from hotline.core.settings import get_settings
 
-_FIELDS = (
-    "offered",
-    "answered",
-    "answered_within",
-    "abandoned",
-    "short_abandoned",
-    "wait_sum",
-    "talk_sum",
-    "talk_count",
-)
+_FIELDS = calls_service.BUCKET_FIELDS
 # Buckets are trusted only for hours that ended this long ago: later, calls may still wait.
 _SETTLED_AFTER = timedelta(minutes=5)
 MAX_WINDOW = timedelta(days=800)
