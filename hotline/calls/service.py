@@ -386,6 +386,37 @@ def bucket_contribution(
     }
 
 
+# Bucket rows at this shard offset and above hold the first-queue correction of each (queue,
+# hour): for a request that overflowed (or moved while waiting) from F to A, +its contribution
+# in F and -it in A. A queue's figures by the queue the caller first entered are its own rows
+# plus these; over all queues they cancel out. Kept beside the answering queue's rows so a
+# year's first-queue figure reads the same few bucket rows (no scan of the requests).
+FIRST_QUEUE_SHARD = 100
+
+
+def first_queue_corrections(
+    offer: CallOffer | DerivedOffer | Row,
+) -> list[tuple[tuple[str, datetime], dict]]:
+    """What a request that was moved while waiting adds to the first-queue correction rows."""
+    first = offer.overflowed_from
+    if not first or first == offer.queue:
+        return []
+    (_queue, hour), values = bucket_contribution(offer)
+    return [((first, hour), values), ((offer.queue, hour), {n: -v for n, v in values.items()})]
+
+
+def _contributions(
+    offer: CallOffer | DerivedOffer | Row,
+) -> list[tuple[tuple[str, datetime, int], dict]]:
+    """Every bucket row (queue, hour, layer) one request adds to: its answering queue's
+    (layer 0) and the first-queue corrections (layer FIRST_QUEUE_SHARD)."""
+    (queue, hour), values = bucket_contribution(offer)
+    rows = [((queue, hour, 0), values)]
+    for (q, h), v in first_queue_corrections(offer):
+        rows.append(((q, h, FIRST_QUEUE_SHARD), v))
+    return rows
+
+
 def offer_conditions() -> dict[str, ColumnElement[bool]]:
     """How ``bucket_contribution`` tells requests apart, as SQL conditions on ``CallOffer``
     under the configured thresholds: the one place the database's counts are defined."""
@@ -436,7 +467,7 @@ POSTGRES_BUCKET_SHARDS = 16
 _STAGED_BUCKETS = "hotline.kpi_bucket_deltas"  # session.info key
 
 
-def _apply_bucket_deltas(session: Session, deltas: dict[tuple[str, datetime], dict]) -> None:
+def _apply_bucket_deltas(session: Session, deltas: dict[tuple[str, datetime, int], dict]) -> None:
     """Add ``deltas`` to the KPI buckets when the transaction commits (see write_staged_buckets).
 
     Staged, not written now: the upsert locks its bucket row until the commit, and an intake
@@ -464,8 +495,8 @@ def write_staged_buckets(session: Session) -> None:
     # Key order: two intakes touching the same hours lock them in the same order, never
     # crosswise into a deadlock.
     rows = [
-        {"queue": queue, "hour": hour, "shard": shard, **values}
-        for (queue, hour), values in sorted(deltas.items(), key=lambda item: item[0])
+        {"queue": queue, "hour": hour, "shard": layer + shard, **values}
+        for (queue, hour, layer), values in sorted(deltas.items(), key=lambda item: item[0])
         if any(values.values())
     ]
     if not rows:
@@ -501,7 +532,8 @@ def _forget_staged_buckets(session: Session) -> None:
 # stored requests and buckets are then derived again on the next start or read.
 # 2: same-instant order by legs, re-entry after a transfer, transfers while waiting, repeats
 #    by content, clock skew, waiting requests kept out of the buckets.
-DERIVATION_VERSION = 2
+# 3: first-queue correction rows (overflowed requests counted in the queue first entered).
+DERIVATION_VERSION = 3
 _BASIS = {
     "kpi_basis.answer_threshold_seconds": lambda s: s.answer_threshold_seconds,
     "kpi_basis.short_abandon_seconds": lambda s: s.short_abandon_seconds,
@@ -605,7 +637,7 @@ def recount_buckets(session: Session) -> int:
     requests were counted."""
     discard_staged_buckets(session)  # recounted from the requests below
     session.execute(delete(KpiBucket))
-    sums: dict[tuple[str, datetime], dict[str, float]] = {}
+    sums: dict[tuple[str, datetime, int], dict[str, float]] = {}
     count = 0
     columns = (
         CallOffer.queue,
@@ -615,16 +647,17 @@ def recount_buckets(session: Session) -> int:
         CallOffer.outcome,
         CallOffer.wait_seconds,
         CallOffer.talk_seconds,
+        CallOffer.overflowed_from,
     )
     for offer in session.execute(select(*columns).execution_options(yield_per=5000)):
-        key, values = bucket_contribution(offer)
-        bucket = sums.setdefault(key, dict.fromkeys(BUCKET_FIELDS, 0))
-        for name, value in values.items():
-            bucket[name] += value
+        for key, values in _contributions(offer):
+            bucket = sums.setdefault(key, dict.fromkeys(BUCKET_FIELDS, 0))
+            for name, value in values.items():
+                bucket[name] += value
         count += 1
     rows = [
-        {"queue": queue, "hour": hour, "shard": 0, **values}
-        for (queue, hour), values in sums.items()
+        {"queue": queue, "hour": hour, "shard": layer, **values}
+        for (queue, hour, layer), values in sums.items()
         if any(values.values())
     ]
     for start in range(0, len(rows), 5000):
@@ -782,7 +815,7 @@ def _rederive(session: Session, call_ids: list[str]) -> None:
     for offer in session.execute(select(*_OFFER_COLUMNS).where(CallOffer.call_id.in_(call_ids))):
         old_by_call[offer.call_id].append(offer)
 
-    deltas: dict[tuple[str, datetime], dict] = defaultdict(lambda: defaultdict(float))
+    deltas: dict[tuple[str, datetime, int], dict] = defaultdict(lambda: defaultdict(float))
     changed_queues: set[str] = set()
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -800,9 +833,9 @@ def _rederive(session: Session, call_ids: list[str]) -> None:
                 updates.append({"id": row.id, **columns})
             else:
                 inserts.append({"call_id": call_id, **columns})
-            key, values = bucket_contribution(derived)
-            for name, value in values.items():
-                deltas[key][name] += value
+            for key, values in _contributions(derived):
+                for name, value in values.items():
+                    deltas[key][name] += value
         for stale in old.values():
             _subtract(deltas, stale)
             stale_ids.append(stale.id)
@@ -825,10 +858,10 @@ def _rederive(session: Session, call_ids: list[str]) -> None:
         )
 
 
-def _subtract(deltas: dict[tuple[str, datetime], dict], offer: Row) -> None:
-    key, values = bucket_contribution(offer)
-    for name, value in values.items():
-        deltas[key][name] -= value
+def _subtract(deltas: dict[tuple[str, datetime, int], dict], offer: Row) -> None:
+    for key, values in _contributions(offer):
+        for name, value in values.items():
+            deltas[key][name] -= value
 
 
 # -- agents ------------------------------------------------------------------------------------

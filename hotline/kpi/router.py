@@ -21,11 +21,17 @@ Queue = Annotated[str | None, Query(max_length=32)]
 
 @router.get("/answer-rate")
 def answer_rate(
-    session: SessionDep, _user: Viewer, start: Moment, end: Moment, queue: Queue = None
+    session: SessionDep,
+    _user: Viewer,
+    start: Moment,
+    end: Moment,
+    queue: Queue = None,
+    by: Annotated[Literal["answering_queue", "first_queue"], Query()] = "answering_queue",
 ) -> dict[str, Any]:
-    """{offered, answered, answered_within_threshold, abandoned, rate, threshold_seconds, …}
-    over [start, end), per queue or overall."""
-    return service.answer_rate(session, start, end, queue)
+    """{offered, answered, answered_within_threshold, abandoned, rate, threshold_seconds, by,
+    …} over [start, end), per queue or overall; ``by`` places a request that overflowed or was
+    moved while waiting in the queue that answered it or in the one the caller first entered."""
+    return {**service.answer_rate(session, start, end, queue, by=by), "by": by}
 
 
 @router.get("/answer-rate/calls")

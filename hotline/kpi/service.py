@@ -45,6 +45,10 @@ from hotline.core.models import Event
 from hotline.core.settings import get_settings
 
 _FIELDS = calls_service.BUCKET_FIELDS
+# How a request moved while waiting (overflow, transfer before answer) is placed in a queue's
+# figures: in the queue that finally handled it (the default), or in the one the caller first
+# entered (a specialist seat such as 社保专席, social-insurance desk, sees its own shortfall).
+BASES = ("answering_queue", "first_queue")
 # Buckets are trusted only for hours that ended this long ago: later, calls may still wait.
 _SETTLED_AFTER = timedelta(minutes=5)
 MAX_WINDOW = timedelta(days=800)
@@ -94,7 +98,7 @@ def _plan(
 
 
 def _bucket_totals(
-    session: Session, hours: tuple[datetime, datetime], queue: str | None
+    session: Session, hours: tuple[datetime, datetime], queue: str | None, by: str
 ) -> dict[str, float]:
     calls_service.ensure_bucket_basis(session)
     calls_service.write_staged_buckets(session)  # this transaction's own intake counts too
@@ -103,6 +107,9 @@ def _bucket_totals(
     )
     if queue:
         query = query.where(KpiBucket.queue == queue)
+        if by == "answering_queue":
+            query = query.where(KpiBucket.shard < calls_service.FIRST_QUEUE_SHARD)
+    # Over all queues the first-queue correction rows cancel out: both bases agree.
     return dict(zip(_FIELDS, session.execute(query).one(), strict=True))
 
 
@@ -114,7 +121,8 @@ def bucket_sums(session: Session) -> dict[tuple[str, datetime], dict[str, float]
         KpiBucket.queue,
         KpiBucket.hour,
         *[func.sum(getattr(KpiBucket, f)).label(f) for f in _FIELDS],
-    ).group_by(KpiBucket.queue, KpiBucket.hour)
+    ).where(KpiBucket.shard < calls_service.FIRST_QUEUE_SHARD)
+    query = query.group_by(KpiBucket.queue, KpiBucket.hour)
     return {
         (row.queue, row.hour): {f: getattr(row, f) for f in _FIELDS}
         for row in session.execute(query)
@@ -141,6 +149,7 @@ def _windows_figures(
     windows: dict[str, tuple[datetime, datetime]],
     queue: str | None,
     now: datetime,
+    by: str = "answering_queue",
 ) -> dict[str, dict[str, Any]]:
     """The figures of several windows: settled hours from the buckets, the rest summed by the
     database over the requests themselves, the edges of every window in one statement, and
@@ -164,14 +173,14 @@ def _windows_figures(
         # months of settled hours between them, which the buckets hold.
         query = select(*sums).where(_offered_within(_merged(ranges)))
         if queue:
-            query = query.where(CallOffer.queue == queue)
+            query = query.where(_queue_column(by) == queue)
         values = iter(session.execute(query).one())
         for name in with_edges:
             edge_totals[name] = {f: next(values) or 0 for f in _FIELDS}
-    open_counts = _open_requests(session, windows, queue, now)
+    open_counts = _open_requests(session, windows, queue, now, by)
     figures = {}
     for name, (hours, _edges) in plans.items():
-        totals = _bucket_totals(session, hours, queue) if hours else _empty()
+        totals = _bucket_totals(session, hours, queue, by) if hours else _empty()
         for field, value in edge_totals.get(name, {}).items():
             totals[field] += value
         totals["offered"] += open_counts[name]["missed"]
@@ -179,11 +188,18 @@ def _windows_figures(
     return figures
 
 
+def _queue_column(by: str) -> ColumnElement:
+    if by == "first_queue":
+        return func.coalesce(CallOffer.overflowed_from, CallOffer.queue)
+    return CallOffer.queue
+
+
 def _open_requests(
     session: Session,
     windows: dict[str, tuple[datetime, datetime]],
     queue: str | None,
     now: datetime,
+    by: str = "answering_queue",
 ) -> dict[str, dict[str, int]]:
     """Per window, the requests whose end has not come, as they count at ``now``: waiting
     and still within the threshold (``waiting``: not counted yet), waiting past it
@@ -201,13 +217,19 @@ def _open_requests(
     counts = {name: dict.fromkeys(kinds, 0) for name in windows}
     first = min(start for start, _end in windows.values())
     last = max(end for _start, end in windows.values())
-    columns = (CallOffer.offered_at, CallOffer.answered_at, CallOffer.outcome, CallOffer.queue)
+    columns = (
+        CallOffer.offered_at,
+        CallOffer.answered_at,
+        CallOffer.outcome,
+        CallOffer.queue,
+        CallOffer.overflowed_from,
+    )
     if session.get_bind().dialect.name == "sqlite":
         # SQLite's planner otherwise walks the offered_at index over a year's window (50 ms
         # instead of 1); the queue is filtered below for the same reason.
         query = (
             text(
-                "SELECT offered_at, answered_at, outcome, queue FROM call_offers "
+                "SELECT offered_at, answered_at, outcome, queue, overflowed_from FROM call_offers "
                 "INDEXED BY ix_call_offers_outcome_offered_at "
                 "WHERE outcome IN ('waiting', 'talking') AND offered_at >= :first "
                 "AND offered_at < :last"
@@ -224,7 +246,9 @@ def _open_requests(
             CallOffer.offered_at >= first,
             CallOffer.offered_at < last,
         )
-    for offered_at, answered_at, outcome, offer_queue in session.execute(query):
+    for offered_at, answered_at, outcome, offer_queue, first_queue in session.execute(query):
+        if by == "first_queue":
+            offer_queue = first_queue or offer_queue
         if queue and offer_queue != queue:
             continue
         if outcome == "waiting":
@@ -252,10 +276,14 @@ def answer_rate(
     queue: str | None = None,
     *,
     now: datetime | None = None,
+    by: str = "answering_queue",
 ) -> dict[str, Any]:
-    """The answer rate and companions over [start, end), for one queue or all of them."""
+    """The answer rate and companions over [start, end), for one queue or all of them, a
+    moved request counted in the queue that answered it or the one first entered (``by``)."""
+    if by not in BASES:
+        raise AppError("kpi.bad_basis", f"by must be one of {', '.join(BASES)}")
     start, end = _check_window(start, end)
-    return _windows_figures(session, {"window": (start, end)}, queue, now or utcnow())["window"]
+    return _windows_figures(session, {"window": (start, end)}, queue, now or utcnow(), by)["window"]
 
 
 def _figures(totals: dict[str, float], open_counts: dict[str, int]) -> dict[str, Any]:
@@ -429,6 +457,8 @@ def _wall_snapshot(session: Session, *, now: datetime | None = None) -> dict[str
     figures = rolling(session, now=now)
     return {
         "target": get_settings().answer_rate_target,
+        # Which queue a moved request counts in (see BASES); the wall shows it in small text.
+        "basis": "answering_queue",
         "rolling": figures,
         "queues": [{k: v for k, v in q.items() if k != "calls"} for q in queues],
         "waiting": sum(q["waiting"] for q in queues),
