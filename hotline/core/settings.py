@@ -78,6 +78,19 @@ class Settings(BaseSettings):
         0, description="abandons quicker than this leave the answer rate's denominator"
     )
     answer_rate_target: float = Field(0.90, description="the 15-second rate target (alerts)")
+    staffing_target: float = Field(
+        0.97,
+        gt=0,
+        lt=1,
+        description="the 15-second rate the staffing plan staffs for (apart from the alert's)",
+    )
+    staffing_shrinkage: float = Field(
+        0.3,
+        ge=0,
+        lt=1,
+        description="share of paid time agents are off the phones (breaks, training, leave): "
+        "agents on the roster = agents needed / (1 - shrinkage)",
+    )
     clock_skew_seconds: float = Field(
         2.0,
         ge=0,

@@ -13,6 +13,7 @@ Both use the same contribution function, so the two paths agree to the call.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -549,22 +550,53 @@ def rebuild_buckets(session: Session) -> int:
 ON_DUTY_STATES = ("ready", "on_call", "after_call_work")
 
 
+def _after_call_work_seconds(changes: list, start: datetime, end: datetime, handled: int) -> float:
+    """Average after-call work (话后整理, wrap-up) per handled call: the time agents spent in
+    ``after_call_work`` from entries in [start, end), each until the agent's next state
+    change, over the calls handled in the window. A wrap-up not yet closed is left out."""
+    if not handled:
+        return 0.0
+    entered: dict[str, datetime] = {}
+    total = 0.0
+    for change in changes:
+        began = entered.pop(change.username, None)
+        if began is not None:
+            total += (change.at - began).total_seconds()
+        if change.state == "after_call_work" and start <= change.at < end:
+            entered[change.username] = change.at
+    return total / handled
+
+
 def staffing_plan(
     session: Session, day: datetime, queue: str | None = None
 ) -> list[dict[str, Any]]:
-    """Per half hour of ``day`` (local midnight): measured arrivals, handle time and patience,
-    agents needed for the target by Erlang C and Erlang A, and agents on duty at mid-slot."""
+    """Per half hour of ``day`` (local midnight): measured arrivals, handle time (talk plus the
+    day's average after-call work) and patience, agents needed for the staffing target by
+    Erlang C and Erlang A, those grossed up for shrinkage into agents on the roster, and
+    agents on duty at mid-slot."""
     from hotline.calls.models import AgentStateChange
     from hotline.kpi import staffing
 
     settings = get_settings()
     start = day.astimezone(UTC)
-    offers = calls_service.offers_in(session, start, start + timedelta(days=1), queue)
+    day_end = start + timedelta(days=1)
+    offers = calls_service.offers_in(session, start, day_end, queue)
+    # An hour past the day closes the wrap-ups of its last calls.
     changes = session.scalars(
         select(AgentStateChange)
-        .where(AgentStateChange.at < start + timedelta(days=1))
+        .where(AgentStateChange.at < day_end + timedelta(hours=1))
         .order_by(AgentStateChange.at, AgentStateChange.id)
     ).all()
+    handled = sum(1 for o in offers if o.answered_at is not None)
+    wrap_up = _after_call_work_seconds(changes, start, day_end, handled)
+    target = settings.staffing_target
+    shrinkage = settings.staffing_shrinkage
+    threshold = settings.answer_threshold_seconds
+
+    def roster(needed: int | None) -> int | None:
+        # A small epsilon keeps 0.3 shrinkage on 7 agents at 10, not 10.000000000000002 → 11.
+        return None if needed is None else math.ceil(needed / (1 - shrinkage) - 1e-9)
+
     slots = []
     for index in range(48):
         slot_start = start + timedelta(minutes=30 * index)
@@ -587,21 +619,30 @@ def staffing_plan(
             "start": slot_start.astimezone(settings.tz).isoformat(),
             "arrivals": len(in_slot),
             "average_handle_seconds": round(aht, 1),
+            "after_call_work_seconds": round(wrap_up, 1),
+            "workload_seconds": round(aht + wrap_up, 1),
             "patience_seconds": round(patience, 1) if patience else None,
+            "staffing_target": target,
+            "shrinkage": shrinkage,
             "on_duty": on_duty,
             "erlang_c_agents": 0,
             "erlang_a_agents": None,
         }
         if in_slot:
             rate = len(in_slot) / 1800
-            target = settings.answer_rate_target
-            threshold = settings.answer_threshold_seconds
             row["erlang_c_agents"] = staffing.agents_for_service_level(
-                rate, aht, threshold, target
+                rate, aht + wrap_up, threshold, target
             ).agents
             if patience:
                 row["erlang_a_agents"] = staffing.agents_for_service_level(
-                    rate, aht, threshold, target, model="erlang_a", patience_s=patience
+                    rate,
+                    aht + wrap_up,
+                    threshold,
+                    target,
+                    model="erlang_a",
+                    patience_s=patience,
                 ).agents
+        row["erlang_c_roster"] = roster(row["erlang_c_agents"])
+        row["erlang_a_roster"] = roster(row["erlang_a_agents"])
         slots.append(row)
     return slots

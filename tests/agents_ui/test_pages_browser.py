@@ -467,6 +467,9 @@ def test_the_wall_rate_moves_with_call_events_without_a_reload(browser, server):
     mark_no_reload(page)
     tile = page.get_by_test_id("wall-rate-15s")
     seen = {tile.locator("#rate-15m").inner_text()}
+    # The wall says which queue an overflowed call counts in (the API's basis).
+    assert server.get("sup", "/api/v1/kpi/wall")["basis"] == "answering_queue"
+    expect(page.get_by_test_id("wall-rate-basis")).to_have_text("溢出/转接计入接听队列")
 
     now = datetime.now(UTC)
     abandoned = f"call-{uuid.uuid4().hex[:12]}"

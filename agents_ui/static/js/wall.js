@@ -55,6 +55,9 @@ function drawWall(wall) {
   verdictEl.textContent = v.text;
   verdictEl.className = `rate-verdict ${v.cls}`;
   $("#rate-target").textContent = fmtPercent(target);
+  // Which queue an overflowed call counts in (the API's `basis`), so the figure is not misread.
+  $("#rate-basis").textContent =
+    wall.basis === "first_queue" ? "溢出计入首入队列" : "溢出/转接计入接听队列";
   $("#rate-15m-offered").textContent = String(now.offered);
   $("#rate-15m-within").textContent = String(now.answered_within_threshold);
   for (const [id, key] of [["hour", "last_hour"], ["today", "today"], ["quarter", "quarter"]]) {
