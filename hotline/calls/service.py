@@ -532,12 +532,15 @@ def _forget_staged_buckets(session: Session) -> None:
 # stored requests and buckets are then derived again on the next start or read.
 # 2: same-instant order by legs, re-entry after a transfer, transfers while waiting, repeats
 #    by content, clock skew, waiting requests kept out of the buckets.
-# 3: first-queue correction rows (overflowed requests counted in the queue first entered).
-DERIVATION_VERSION = 3
+DERIVATION_VERSION = 2
+# Raise when the bucket rows kept change (the requests stay as derived): only a recount.
+# 2: first-queue correction rows (FIRST_QUEUE_SHARD).
+BUCKET_LAYOUT = 2
 _BASIS = {
     "kpi_basis.answer_threshold_seconds": lambda s: s.answer_threshold_seconds,
     "kpi_basis.short_abandon_seconds": lambda s: s.short_abandon_seconds,
     "kpi_basis.derivation": lambda s: DERIVATION_VERSION,
+    "kpi_basis.bucket_layout": lambda s: BUCKET_LAYOUT,
 }
 _BASIS_LOCK_KEY = 0x6B706962  # any constant; shared by every process of one database
 _basis_lock = threading.Lock()

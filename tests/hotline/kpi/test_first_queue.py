@@ -109,3 +109,19 @@ def test_an_unknown_basis_is_refused(client, supervisor):  # noqa: F811
     params = {"start": DAY[0].isoformat(), "end": DAY[1].isoformat(), "by": "caller"}
     response = client.get("/api/v1/kpi/answer-rate", params=params, headers=supervisor)
     assert response.status_code == 422
+
+
+def test_buckets_kept_before_the_first_queue_rows_are_recounted_by_themselves(client, supervisor):  # noqa: F811
+    from sqlalchemy import delete
+
+    from hotline.calls import service as calls_service
+    from hotline.calls.models import KpiBucket
+    from hotline.core.models import Counter
+
+    post(client, overflow_stream())
+    with db.transaction() as session:  # as a database of the previous release left them
+        session.execute(delete(KpiBucket).where(KpiBucket.shard >= 100))
+        session.execute(delete(Counter).where(Counter.name == "kpi_basis.bucket_layout"))
+    calls_service.forget_bucket_basis()
+    for (queue, by), expected in EXPECTED.items():
+        assert figures(client, supervisor, DAY, queue, by) == expected, (queue, by)
