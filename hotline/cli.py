@@ -448,6 +448,22 @@ def _create_demo_data() -> int:
         return demo_data.create_demo_tickets(session)
 
 
+def _prepare_simulated_traffic() -> bool:
+    """Close the calls an earlier simulator left open; whether the wall needs a backfill."""
+    from hotline import demo as demo_data
+    from hotline.core.db import transaction
+
+    with transaction() as session:
+        closed = demo_data.close_abandoned_simulated_calls(session)
+    if closed:
+        typer.echo(f"ended {closed} simulated call(s) an earlier run left open")
+    with transaction() as session:
+        backfill = demo_data.needs_backfill(session)
+    if not backfill:
+        typer.echo("the last two hours already hold simulated calls: no backfill")
+    return backfill
+
+
 def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -498,7 +514,8 @@ def demo(
     url = f"http://{host}:{port}"
     try:
         _wait_healthy(url, processes[0])
-        if simulate_calls:
+        backfill = simulate_calls and _prepare_simulated_traffic()
+        if backfill:
             typer.echo("simulating the last two hours of calls for the wall…")
             subprocess.run(
                 [
@@ -509,7 +526,7 @@ def demo(
                     "--url",
                     url,
                     "--backfill",
-                    "2",
+                    str(demo_data.BACKFILL_HOURS),
                     "--seed",
                     "12345",
                 ],
@@ -518,6 +535,7 @@ def demo(
                 timeout=300,
                 stdout=subprocess.DEVNULL,
             )
+        if simulate_calls:
             processes.append(
                 subprocess.Popen(
                     [python, "-m", "hotline", "simulate", "--url", url],
@@ -545,15 +563,21 @@ def demo(
     except KeyboardInterrupt:
         typer.echo("\nstopping…")
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.terminate()
-        for p in processes:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # The simulator first, while the server still takes the ends of its calls in flight.
+        for group in (processes[2:], processes[:2]):
+            _terminate(group)
         _release_redis()
+
+
+def _terminate(processes: list[subprocess.Popen]) -> None:
+    for p in processes:
+        if p.poll() is None:
+            p.terminate()
+    for p in processes:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
 
 
 def main() -> None:  # pragma: no cover - entry point for `python -m hotline`

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dispatch.tickets import service as ticket_service
 from hotline.calls import service as calls_service
+from hotline.calls.models import CallEvent
+from hotline.calls.simulator import CALL_ID_PREFIX
 from hotline.core.auth import Principal, create_user
 from hotline.core.db import utcnow
 
 DEMO_PASSWORD = "demo12345"
+# `hotline demo` backfills this many hours of simulated calls, once: see needs_backfill.
+BACKFILL_HOURS = 2
 # (user name, roles, departments, what they do) — printed by `hotline demo`.
 DEMO_USERS = [
     ("admin", ["admin"], [], "系统管理员 administrator"),
@@ -117,3 +122,43 @@ def create_demo_tickets(session: Session) -> int:
                 {"reply": "已到现场核查并责令整改，商户已整改完毕。"},
             )
     return len(DEMO_TICKETS)
+
+
+def _simulated() -> Any:
+    return CallEvent.call_id.like(f"{CALL_ID_PREFIX}%")
+
+
+def close_abandoned_simulated_calls(session: Session, now: datetime | None = None) -> int:
+    """End the simulated calls an earlier run left open (a simulator killed before it could
+    end them), so that no caller waits for ever on the wall; their agents go to after-call
+    work as after any call. Returns how many calls were ended."""
+    now = now or utcnow()
+    ended = select(CallEvent.call_id).where(_simulated(), CallEvent.type == "ended")
+    open_calls = session.execute(
+        select(CallEvent.call_id, func.max(CallEvent.at))
+        .where(_simulated(), CallEvent.call_id.not_in(ended))
+        .group_by(CallEvent.call_id)
+    ).all()
+    events = [
+        {
+            "event_id": f"{call_id}:closed",
+            "type": "ended",
+            "call_id": call_id,
+            "at": max(now, last_at).isoformat(),
+        }
+        for call_id, last_at in open_calls
+    ]
+    if events:
+        calls_service.ingest(session, events)
+    return len(events)
+
+
+def needs_backfill(session: Session, now: datetime | None = None) -> bool:
+    """Whether the wall lacks simulated history: False when simulated calls already fall
+    within the last BACKFILL_HOURS (an earlier demo run), where a backfill would double the
+    traffic."""
+    since = (now or utcnow()) - timedelta(hours=BACKFILL_HOURS)
+    recent = session.scalar(
+        select(CallEvent.event_id).where(_simulated(), CallEvent.at >= since).limit(1)
+    )
+    return recent is None

@@ -7,6 +7,8 @@ registers ``simulate`` as the top-level ``hotline simulate``; both also work on 
 from __future__ import annotations
 
 import re
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -153,6 +155,10 @@ def simulate(
         surge=sim.Surge(start=start, end=end, factor=surge_factor) if surge else None,
     )
     token = cti_token or get_settings().cti_token.get_secret_value()
+    previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        # `hotline demo` stops its processes with SIGTERM: end the calls in flight as on Ctrl+C.
+        previous_sigterm = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         report = sim.run_simulation(
             url=url,
@@ -172,6 +178,9 @@ def simulate(
     except sim.SimulationError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     for problem in report.problems[:_PROBLEMS_SHOWN]:
         typer.echo(f"  {problem}", err=True)
 

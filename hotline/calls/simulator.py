@@ -31,6 +31,26 @@ other changes: ``ready``, ``break``, and after-call work of an agent who transfe
 
 A typhoon surge multiplies arrivals (4× by default) during its window; the extra calls are
 typhoon matters for the general desk, and callers' patience is shorter (more abandons).
+
+People in the console
+---------------------
+In real time the simulator also calls the people who try the console. Every few seconds it
+reads the agents' states (``GET /api/v1/agents``, the service the console itself uses); an
+agent who is not one of its own ``sim-`` agents and is ``ready`` gets a call in the first of
+their skills' queues. The console has no answer button: a call reaches it as the screen pop of
+``call.answered``. So the simulator plays the telephone: after a short ring (3 s) it sends
+``answered`` for that person, whose console pops the call. The caller stays on the line while
+the person is on it; when the person leaves the call (clicks 话后处理 after-call work, 就绪 or
+小休 in the console) or after ``HUMAN_MAX_TALK_SECONDS`` at the latest, the simulator ends the
+call. Someone who leaves ``ready`` while the phone rings lets the caller hang up (abandoned).
+The simulator never answers for a person and never changes a person's state.
+
+Stopping and starting again
+---------------------------
+A run that stops (its duration, ``stop``, Ctrl+C or SIGTERM via ``hotline simulate``) ends every
+call it has in flight: waiting callers abandon, calls being talked end. Every call id starts
+with ``sim`` (``CALL_ID_PREFIX``), so a later start can close what a killed run left open (see
+``hotline.demo.close_abandoned_simulated_calls``).
 """
 
 from __future__ import annotations
@@ -68,6 +88,10 @@ HOURLY_PROFILE: tuple[float, ...] = (
 DEFAULT_AGENTS = {GENERAL: 15, SOCIAL_SECURITY: 15}
 BACKFILL_BATCH = 500
 DEMO_PASSWORD = "demo12345"
+CALL_ID_PREFIX = "sim"
+HUMAN_RING_SECONDS = 3.0
+HUMAN_MAX_TALK_SECONDS = 300.0
+HUMAN_POLL_SECONDS = 2.0
 
 # (what the citizen asked, matter code, address) — matters from dispatch/reference/matters.yaml.
 TICKET_TOPICS: dict[str, list[tuple[str, str, str]]] = {
@@ -217,7 +241,7 @@ class TrafficSimulation:
         self._order = itertools.count()
         self._out: list[SimItem] = []
         self._call_numbers = itertools.count(1)
-        self._prefix = f"sim{seed}-{int(self.start.timestamp())}"
+        self._prefix = f"{CALL_ID_PREFIX}{seed}-{int(self.start.timestamp())}"
         weights = config.hourly_profile
         mean_weight = sum(weights) / 24
         per_second = config.calls_per_day / 86400
@@ -530,11 +554,14 @@ class _Api:
         cti_token: str,
         logins: Mapping[str, tuple[str, str]],
         report: SimulationReport,
+        *,
+        file_tickets: bool = True,
     ) -> None:
         self.client = client
         self.cti = {"X-CTI-Token": cti_token}
         self.logins = dict(logins)
         self.report = report
+        self.file_tickets = file_tickets
         self.tokens: dict[str, str | None] = {}
 
     def check_server(self) -> None:
@@ -615,8 +642,22 @@ class _Api:
                 f"the server has no queue {', '.join(missing)}; load them with `hotline seed`"
             )
 
+    def agents(self) -> list[dict[str, Any]] | None:
+        """Every agent's state as the console sees it (None: cannot read them)."""
+        token = self.token(GENERAL) or self.token(SOCIAL_SECURITY)
+        if token is None:
+            return None
+        response = self._request(
+            "GET", "/api/v1/agents", headers={"Authorization": f"Bearer {token}"}
+        )
+        if response is None or response.status_code != 200:
+            status = "no answer" if response is None else response.status_code
+            self.report.note(f"cannot read the agents' states ({status})")
+            return None
+        return response.json()
+
     def file_ticket(self, body: dict[str, Any], received_at: datetime | None) -> None:
-        token = self.token(body["queue"])
+        token = self.token(body["queue"]) if self.file_tickets else None
         if token is None:
             return
         payload = {k: v for k, v in body.items() if k != "queue" and v != ""}
@@ -703,7 +744,7 @@ def run_simulation(
     own_client = client is None
     http = client or httpx.Client(base_url=url, timeout=60)
     stop = stop or threading.Event()
-    api = _Api(http, cti_token, logins if file_tickets else {}, report)
+    api = _Api(http, cti_token, logins, report, file_tickets=file_tickets)
     agents: list[str] = []
     say(f"simulating {mode} against {url} (seed {seed}; --seed {seed} repeats this traffic)")
     try:
@@ -781,6 +822,120 @@ def _backfill(
     return [a.name for a in simulation.agents]
 
 
+@dataclass(eq=False)
+class _HumanCall:
+    id: str
+    agent: str
+    caller: str
+    answer_at: float  # time.monotonic()
+    answered_at: float | None = None
+    events: int = 0
+
+
+class _HumanAgents:
+    """Calls for the people in the console (see the module docstring); times are wall
+    seconds on ``time.monotonic()``, whatever the simulation's speed."""
+
+    def __init__(self, api: _Api, prefix: str, queues: list[str], seed: int) -> None:
+        self.api = api
+        self.prefix = prefix
+        self.queues = queues
+        self.rng = random.Random(seed)
+        self.numbers = itertools.count(1)
+        self.calls: dict[str, _HumanCall] = {}  # by agent
+        self.next_poll = 0.0
+        self.ring_seconds = HUMAN_RING_SECONDS
+        self.max_talk_seconds = HUMAN_MAX_TALK_SECONDS
+        self.poll_seconds = HUMAN_POLL_SECONDS
+
+    def due(self) -> float:
+        """When ``tick`` has something to do next."""
+        moments = [self.next_poll]
+        for call in self.calls.values():
+            if call.answered_at is None:
+                moments.append(call.answer_at)
+            else:
+                moments.append(call.answered_at + self.max_talk_seconds)
+        return min(moments)
+
+    def tick(self, now: float) -> None:
+        states: dict[str, dict[str, Any]] | None = None
+        if now >= self.next_poll:
+            self.next_poll = now + self.poll_seconds
+            states = self._states()
+        if states is not None:
+            for username, status in states.items():
+                if (
+                    not username.startswith("sim-")
+                    and status["state"] == "ready"
+                    and username not in self.calls
+                ):
+                    self._offer(status, now)
+        for call in list(self.calls.values()):
+            if call.answered_at is None:
+                if now < call.answer_at:
+                    continue
+                if states is None:
+                    states = self._states() or {}
+                if states.get(call.agent, {}).get("state") == "ready":
+                    call.answered_at = now
+                    self._send(call, "answered", agent=call.agent)
+                else:
+                    self._end(call)  # the person left while the phone rang
+            elif now >= call.answered_at + self.max_talk_seconds:
+                self._end(call)
+            elif states is not None:
+                status = states.get(call.agent, {})
+                if not (
+                    status.get("state") == "on_call" and status.get("current_call_id") == call.id
+                ):
+                    self._end(call)  # the person left the call in the console
+
+    def close(self) -> None:
+        for call in list(self.calls.values()):
+            self._end(call)
+
+    def _states(self) -> dict[str, dict[str, Any]] | None:
+        agents = self.api.agents()
+        return None if agents is None else {a["username"]: a for a in agents}
+
+    def _offer(self, status: dict[str, Any], now: float) -> None:
+        skills = status.get("skills") or []
+        queue = next((q for q in skills if q in self.queues), None) or (
+            GENERAL if GENERAL in self.queues else self.queues[0]
+        )
+        caller = "1" + self.rng.choice("3589") + f"{self.rng.randrange(10**9):09d}"
+        call = _HumanCall(
+            id=f"{self.prefix}-h{next(self.numbers):05d}",
+            agent=status["username"],
+            caller=caller,
+            answer_at=now + self.ring_seconds,
+        )
+        self.calls[call.agent] = call
+        self._send(call, "ivr_entered", caller=caller)
+        self._send(call, "ivr_selected", option=IVR_OPTIONS.get(queue, "0"))
+        self._send(call, "offered", queue=queue, caller=caller)
+
+    def _end(self, call: _HumanCall) -> None:
+        if call.answered_at is None:
+            self._send(call, "abandoned")
+        self._send(call, "ended")
+        self.calls.pop(call.agent, None)
+
+    def _send(self, call: _HumanCall, type_: str, **fields: Any) -> None:
+        call.events += 1
+        body = {
+            "event_id": f"{call.id}:{call.events}",
+            "type": type_,
+            "call_id": call.id,
+            "at": datetime.now(UTC).isoformat(),
+            **fields,
+        }
+        if type_ == "ivr_entered":
+            self.api.report.calls += 1
+        self.api.send_events([body])
+
+
 def _real_time(
     api: _Api,
     config: SimulationConfig,
@@ -822,15 +977,24 @@ def _real_time(
         else:
             api.file_ticket(item.body, None)
 
+    humans = _HumanAgents(api, f"{simulation._prefix}-p", list(config.agents), seed)
     try:
         for item in simulation.items():
             offset, stamped = wall(item.at)
-            delay = offset - (time.monotonic() - clock_start)
-            if delay > 0:
-                flush()
-                # Waiting for the simulated moment to come, interruptible by ``stop``.
-                if stop.wait(delay):
+            stopped = False
+            while True:
+                humans.tick(time.monotonic())
+                delay = offset - (time.monotonic() - clock_start)
+                if delay <= 0:
                     break
+                flush()
+                # Waiting for the simulated moment (or the people's calls), interruptible.
+                wait = min(delay, max(0.0, humans.due() - time.monotonic()))
+                if stop.wait(wait):
+                    stopped = True
+                    break
+            if stopped:
+                break
             deliver(item, stamped)
             if time.monotonic() - last_progress >= 10:
                 last_progress = time.monotonic()
@@ -838,6 +1002,7 @@ def _real_time(
                 say(f"simulated {local:%H:%M}: {report.calls:,} calls, {report.tickets} tickets")
         else:
             flush()
+            humans.close()
             return agents
     except KeyboardInterrupt:
         pass
@@ -847,4 +1012,5 @@ def _real_time(
     for item in simulation.close(now_sim):
         deliver(item, wall(item.at)[1])
     flush()
+    humans.close()
     return agents

@@ -359,3 +359,68 @@ def test_a_wrong_cti_token_stops_the_run(server):
     )
     assert result.exit_code == 1
     assert "refused the CTI token" in result.output
+
+
+def _wait_for(condition, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)  # polling the server until the condition holds
+
+
+@pytest.mark.slow
+def test_a_ready_person_in_the_console_gets_a_call_answered_to_them(server):
+    import threading
+
+    headers = _agent_headers(server)
+    me = f"{server}/api/v1/agents/me/state"
+    assert httpx.put(me, json={"state": "ready"}, headers=headers).status_code == 200
+    stop = threading.Event()
+    run = threading.Thread(
+        target=sim.run_simulation,
+        kwargs={
+            "url": server,
+            "cti_token": CTI_TOKEN,
+            # Few simulated callers: the call to look at is the person's.
+            "config": sim.SimulationConfig(calls_per_day=10, agents={"general": 1}),
+            "seed": 5,
+            "stop": stop,
+            "file_tickets": False,
+        },
+    )
+    run.start()
+    try:
+
+        def agent1() -> dict:
+            agents = httpx.get(f"{server}/api/v1/agents", headers=headers).json()
+            return next(a for a in agents if a["username"] == "agent1")
+
+        on_call = _wait_for(lambda: (a := agent1())["state"] == "on_call" and a, "a call")
+        call_id = on_call["current_call_id"]
+        assert call_id.startswith(sim.CALL_ID_PREFIX)
+        detail = httpx.get(f"{server}/api/v1/calls/{call_id}", headers=headers).json()
+        answered = [e for e in detail["events"] if e["type"] == "answered"]
+        assert [e["agent"] for e in answered] == ["agent1"]
+        assert detail["requests"][0]["queue"] == "general"
+
+        # The person leaves the call in the console: the simulated caller hangs up.
+        after = httpx.put(me, json={"state": "after_call_work"}, headers=headers)
+        assert after.status_code == 200
+
+        def ended() -> bool:
+            call = httpx.get(f"{server}/api/v1/calls/{call_id}", headers=headers).json()
+            return any(e["type"] == "ended" for e in call["events"])
+
+        _wait_for(ended, "the end of the person's call")
+    finally:
+        stop.set()
+        run.join(timeout=30)
+        httpx.put(me, json={"state": "logged_out"}, headers=headers)
+    assert not run.is_alive()
+    assert all(
+        q["waiting"] == 0
+        for q in httpx.get(f"{server}/api/v1/calls/queues", headers=headers).json()
+    )
