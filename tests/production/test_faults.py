@@ -167,7 +167,8 @@ def test_redis_stopped_for_30_s_under_load_loses_nothing(make_cluster):
         with cluster.ticket_locked(inflight_id):
             wait_for(
                 lambda: cluster.job_of(_reminder_prefix(inflight_id)),
-                timeout=30,
+                # Due in 2 s; on a loaded 2-core machine the worker's scheduler took over 30 s.
+                timeout=60,
                 what="the in-flight reminder to start",
             )
             wait_for(lambda: cluster.lock_waiters() >= 1, timeout=10, what="it to wait mid-job")
