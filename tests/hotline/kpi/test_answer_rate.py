@@ -26,10 +26,11 @@ import pytest
 from hotline.calls import service as calls_service
 from hotline.core import db
 from hotline.core.settings import get_settings
+from tests.hotline.kpi.api import post_events as post
+from tests.hotline.kpi.api import rate
 
 TZ = ZoneInfo("Asia/Shanghai")
 BASE = datetime(2026, 11, 27, 10, 0, 0, tzinfo=TZ)
-CTI = {"X-CTI-Token": "development-cti-token"}
 
 
 def at(seconds: float) -> str:
@@ -82,21 +83,6 @@ def queues(database):
 @pytest.fixture
 def supervisor(make_user, queues):
     return make_user("sup", "supervisor")
-
-
-def post(client, events):
-    response = client.post("/api/v1/calls/events", json=events, headers=CTI)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def rate(client, headers, start, end, queue=None):
-    params = {"start": start.isoformat(), "end": end.isoformat()}
-    if queue:
-        params["queue"] = queue
-    response = client.get("/api/v1/kpi/answer-rate", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 DAY = (datetime(2026, 11, 27, tzinfo=TZ), datetime(2026, 11, 28, tzinfo=TZ))

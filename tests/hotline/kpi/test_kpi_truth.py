@@ -21,11 +21,16 @@ from hotline.calls import queue_log
 from hotline.calls import service as calls_service
 from hotline.core import db
 from hotline.core.settings import get_settings
+from tests.hotline.kpi.api import post_events, rate
+
+
+def post(client, events):
+    return post_events(client, events, all_accepted=True)
+
 
 TZ = ZoneInfo("Asia/Shanghai")
 BASE = datetime(2026, 11, 27, 10, 0, 0, tzinfo=TZ)
 DAY = (datetime(2026, 11, 27, tzinfo=TZ), datetime(2026, 11, 28, tzinfo=TZ))
-CTI = {"X-CTI-Token": "development-cti-token"}
 
 
 def at(seconds: float) -> str:
@@ -41,22 +46,6 @@ def supervisor(make_user):
     with db.transaction() as session:
         calls_service.seed_queues(session)
     return make_user("sup", "supervisor")
-
-
-def post(client, events):
-    response = client.post("/api/v1/calls/events", json=events, headers=CTI)
-    assert response.status_code == 200, response.text
-    assert response.json()["rejected"] == 0, response.json()
-    return response.json()
-
-
-def rate(client, headers, start, end, queue=None):
-    params = {"start": start.isoformat(), "end": end.isoformat()}
-    if queue:
-        params["queue"] = queue
-    response = client.get("/api/v1/kpi/answer-rate", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def requests_of(client, headers, call_id):
