@@ -95,6 +95,21 @@ def client(app) -> Iterator[TestClient]:
 
 
 @pytest.fixture
+def settings_env(monkeypatch) -> Iterator[Callable[..., None]]:
+    """Change HOTLINE_* settings for one test; the cached settings are rebuilt around it."""
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(f"HOTLINE_{name.upper()}", value)
+        get_settings.cache_clear()
+
+    yield set_env
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_clients()
+
+
+@pytest.fixture
 def make_user(database) -> Callable[..., dict[str, str]]:
     """Create a user and return the Authorization header of a fresh token for it."""
     from hotline.core.auth import create_access_token, create_user

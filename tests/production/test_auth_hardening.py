@@ -34,21 +34,6 @@ def login(client: TestClient, username: str, password: str):
     return client.post(TOKEN_URL, data={"username": username, "password": password})
 
 
-@pytest.fixture
-def settings_env(monkeypatch):
-    """Change HOTLINE_* settings for one test; the cached settings are rebuilt around it."""
-
-    def set_env(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"HOTLINE_{name.upper()}", value)
-        get_settings.cache_clear()
-
-    yield set_env
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_clients()
-
-
 def assert_throttled(response) -> int:
     assert response.status_code == 429, response.text
     assert response.json()["error"]["code"] == "auth.throttled"

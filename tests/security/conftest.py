@@ -13,24 +13,6 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from hotline.core.redis import reset_clients
-from hotline.core.settings import get_settings
-
-
-@pytest.fixture
-def settings_env(monkeypatch) -> Iterator[Callable[..., None]]:
-    """Change HOTLINE_* settings for one test; the cached settings are rebuilt around it."""
-
-    def set_env(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(f"HOTLINE_{name.upper()}", value)
-        get_settings.cache_clear()
-
-    yield set_env
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_clients()
-
 
 def _free_port() -> int:
     with socket.socket() as s:
