@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from dispatch.routing.resolver import LocationResolver
+from dispatch.routing.ruleset import RuleSet, load_reference
 from hotline.core.settings import get_settings
 
 
@@ -17,3 +19,14 @@ def small_models(monkeypatch) -> Iterator[None]:
     yield
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def ruleset() -> RuleSet:
+    """The shipped reference data, as `hotline seed` loads it."""
+    return load_reference()
+
+
+@pytest.fixture(scope="module")
+def resolver(ruleset: RuleSet) -> LocationResolver:
+    return LocationResolver(ruleset)

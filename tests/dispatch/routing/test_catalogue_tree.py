@@ -20,7 +20,7 @@ from dispatch.routing import service
 from dispatch.routing.classifier import load_corpus
 from dispatch.routing.engine import route
 from dispatch.routing.resolver import LocationResolver
-from dispatch.routing.ruleset import default_reference_dir, load_reference
+from dispatch.routing.ruleset import default_reference_dir
 from dispatch.routing.suggest import MatterSuggester, ModelSuggester
 from hotline.core import db
 
@@ -90,11 +90,6 @@ URGENT = {
 }  # fmt: skip
 
 GONGBEI = "香洲区拱北夏湾"
-
-
-@pytest.fixture(scope="module")
-def ruleset():
-    return load_reference()
 
 
 @pytest.fixture(scope="module")

@@ -10,19 +10,9 @@ import pytest
 
 from dispatch.routing.engine import RoutingDecision, UnknownMatterError, route
 from dispatch.routing.resolver import LocationResolver
-from dispatch.routing.ruleset import RuleSet, load_reference
+from dispatch.routing.ruleset import RuleSet
 
 TODAY = date(2024, 5, 1)
-
-
-@pytest.fixture(scope="module")
-def ruleset() -> RuleSet:
-    return load_reference()
-
-
-@pytest.fixture(scope="module")
-def resolver(ruleset: RuleSet) -> LocationResolver:
-    return LocationResolver(ruleset)
 
 
 @pytest.fixture(scope="module")

@@ -30,16 +30,6 @@ DOUMEN, BAIJIAO, JINGAN = "440403103", "440403106", "440403107"
 SANZAO, NANSHUI, HONGQI = "440404100", "440404101", "440404103"
 
 
-@pytest.fixture(scope="module")
-def ruleset() -> RuleSet:
-    return load_reference()
-
-
-@pytest.fixture(scope="module")
-def resolver(ruleset: RuleSet) -> LocationResolver:
-    return LocationResolver(ruleset)
-
-
 def _town(location: ResolvedLocation) -> str | None:
     return location.town.code if location.town else None
 

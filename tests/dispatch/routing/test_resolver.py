@@ -20,16 +20,6 @@ TANGJIAWAN, HENGQIN, GUISHAN, WANSHAN = "440402100", "440402104", "440402105", "
 JINGAN, QIANWU, PINGSHA = "440403107", "440403105", "440404104"
 
 
-@pytest.fixture(scope="module")
-def ruleset() -> RuleSet:
-    return load_reference()
-
-
-@pytest.fixture(scope="module")
-def resolver(ruleset: RuleSet) -> LocationResolver:
-    return LocationResolver(ruleset)
-
-
 def _codes(location: ResolvedLocation) -> tuple[str, ...]:
     return tuple(t.code for t in location.ambiguous)
 

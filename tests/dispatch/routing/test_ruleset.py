@@ -24,11 +24,6 @@ from dispatch.routing.ruleset import (
 )
 
 
-@pytest.fixture(scope="module")
-def ruleset() -> RuleSet:
-    return load_reference()
-
-
 @pytest.fixture
 def reference_copy(tmp_path: Path) -> Path:
     """A writable copy of the reference directory, for tests that alter the YAML."""

@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dispatch.routing import suggest as suggest_module
-from dispatch.routing.ruleset import RuleSet, load_reference
+from dispatch.routing.ruleset import RuleSet
 from dispatch.routing.suggest import MatterSuggester, Suggestion
-
-
-@pytest.fixture(scope="module")
-def ruleset() -> RuleSet:
-    return load_reference()
 
 
 @pytest.fixture(scope="module")
