@@ -505,11 +505,17 @@ def demo(
     # URLs and logins printed below. An explicit HOTLINE_LOG_LEVEL still wins.
     env.setdefault("HOTLINE_LOG_LEVEL", "WARNING")
     python = sys.executable
+    # Each in its own session: a terminal's Ctrl+C reaches the whole foreground group, which
+    # would stop the server while the simulator still ends its calls. Only `hotline demo` gets
+    # it, and stops them in order below.
+    own_session = {"env": env, "start_new_session": True}
     processes = [
         subprocess.Popen(
-            [python, "-m", "hotline", "serve", "--host", host, "--port", str(port)], env=env
+            [python, "-m", "hotline", "serve", "--host", host, "--port", str(port)], **own_session
         ),
-        subprocess.Popen([python, "-m", "hotline", "worker", "--name", "demo-worker"], env=env),
+        subprocess.Popen(
+            [python, "-m", "hotline", "worker", "--name", "demo-worker"], **own_session
+        ),
     ]
     url = f"http://{host}:{port}"
     try:
@@ -539,8 +545,8 @@ def demo(
             processes.append(
                 subprocess.Popen(
                     [python, "-m", "hotline", "simulate", "--url", url],
-                    env=env,
                     stdout=subprocess.DEVNULL,
+                    **own_session,
                 )
             )
         typer.echo("\n珠海12345 demo is running:")
