@@ -10,281 +10,30 @@ reason says "missing system dependency").
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
-try:
-    from playwright.sync_api import Browser, Page, expect, sync_playwright
-except ImportError:  # the test extras are not installed
-    sync_playwright = None
-
-REPO = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-AXE_PREFIX = REPO / ".cache" / "npm"
-AXE_SCRIPT = AXE_PREFIX / "node_modules" / "axe-core" / "axe.min.js"
-MISSING = "missing system dependency"
-CTI_TOKEN = "development-cti-token"
-PASSWORD = "pw-12345678"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-# user name -> (roles, departments)
-USERS = {
-    "agent1": (["agent"], []),
-    "agent2": (["agent"], []),
-    "xz": (["department"], ["XZ-MARKET"]),  # 香洲区市场监督管理局
-    "gb": (["department"], ["T-440402005"]),  # 拱北街道办事处
-    "sup": (["supervisor"], []),
-    "disp": (["dispatcher"], []),
-    "editor": (["editor"], []),
-    "admin": (["admin"], []),
-}
-XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'
-
-
-if sync_playwright is not None:
-    expect.set_options(timeout=10_000)
+from tests.agents_ui.browsing import (
+    PASSWORD,
+    XSS,
+    assert_not_reloaded,
+    axe_violations,
+    call_event,
+    expect,
+    inbox_card,
+    mark_no_reload,
+    open_page,
+    pct,
+    wait_live,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    http: httpx.Client
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    def token(self, username: str) -> str:
-        if username not in self.tokens:
-            response = self.http.post(
-                "/api/v1/auth/token", data={"username": username, "password": PASSWORD}
-            )
-            response.raise_for_status()
-            self.tokens[username] = response.json()["access_token"]
-        return self.tokens[username]
-
-    def headers(self, username: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token(username)}"}
-
-    def get(self, username: str, path: str, **params) -> dict | list:
-        response = self.http.get(path, params=params, headers=self.headers(username))
-        response.raise_for_status()
-        return response.json()
-
-    def create_ticket(self, username: str = "agent1", **fields) -> dict:
-        body = {"channel": "phone", **fields}
-        response = self.http.post("/api/v1/tickets", json=body, headers=self.headers(username))
-        assert response.status_code == 201, response.text
-        return response.json()
-
-    def call_events(self, events: list[dict]) -> None:
-        response = self.http.post(
-            "/api/v1/calls/events", json=events, headers={"X-CTI-Token": CTI_TOKEN}
-        )
-        response.raise_for_status()
-        assert response.json()["accepted"] == len(events), response.text
-
-    def answered_call(self, *, agent: str, caller: str, wait_seconds: float = 4) -> str:
-        """A call offered to the general queue and answered by ``agent`` (a screen pop)."""
-        call_id = f"call-{uuid.uuid4().hex[:12]}"
-        now = datetime.now(UTC)
-        offered = now - timedelta(seconds=wait_seconds + 1)
-        self.call_events(
-            [
-                _event(call_id, "offered", offered, queue="general", caller=caller),
-                _event(call_id, "answered", now - timedelta(seconds=1), agent=agent, caller=caller),
-            ]
-        )
-        return call_id
-
-
-def _event(call_id: str, type_: str, at: datetime, **fields) -> dict:
-    return {"event_id": f"{call_id}-{type_}", "type": type_, "call_id": call_id,
-            "at": at.isoformat(), **fields}  # fmt: skip
-
-
-def _server_env(data_dir: Path) -> dict[str, str]:
-    """A fresh installation: no database or Redis configured, an empty data dir."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env["HOTLINE_DATA_DIR"] = str(data_dir)
-    env["HOTLINE_LOG_LEVEL"] = "WARNING"
-    return env
-
-
-# `hotline seed`, then `hotline user create` for every user, run by the real command-line app
-# in one process: a process per command would import the whole application eight times.
-_PREPARE = """
-import json, sys
-from typer.testing import CliRunner
-from hotline.cli import app
-runner = CliRunner()
-for args in json.loads(sys.argv[1]):
-    result = runner.invoke(app, args)
-    if result.exit_code != 0:
-        sys.exit(f"hotline {' '.join(args)} failed: {result.output}")
-"""
-
-
-def _prepare(env: dict[str, str]) -> None:
-    commands = [["seed"]]
-    for name, (roles, departments) in USERS.items():
-        args = ["user", "create", name, "--password", PASSWORD]
-        args += [a for role in roles for a in ("--role", role)]
-        args += [a for code in departments for a in ("--department", code)]
-        commands.append(args)
-    result = subprocess.run(
-        [sys.executable, "-c", _PREPARE, json.dumps(commands)],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("pages") / "data"
-    env = _server_env(data_dir)
-    _prepare(env)
-
-    port = _free_port()
-    log = open(data_dir / "serve.log", "w")  # noqa: SIM115 - closed after the server stops
-    process = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "serve", "--port", str(port)],
-        env=env,
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=url, timeout=30)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, (data_dir / "serve.log").read_text()
-            try:
-                if http.get("/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "hotline serve did not become healthy"
-            time.sleep(0.1)
-        yield Server(url=url, http=http)
-    finally:
-        http.close()
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-        from hotline.core.redis import stop_embedded_redis
-
-        stop_embedded_redis(data_dir)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if sync_playwright is None:
-        pytest.skip(f"{MISSING}: the playwright package (pip install -e '.[test]')")
-    if not CHROMIUM.exists():
-        pytest.skip(f"{MISSING}: {CHROMIUM} (bash scripts/system-deps)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def axe_script() -> Path:
-    """axe-core from the npm registry, installed into .cache/npm on first use."""
-    if not AXE_SCRIPT.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip(f"{MISSING}: npm, to install axe-core")
-        result = subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--prefix", str(AXE_PREFIX), "axe-core@4"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if result.returncode != 0 or not AXE_SCRIPT.exists():
-            pytest.skip(f"{MISSING}: axe-core could not be installed: {result.stderr[-500:]}")
-    return AXE_SCRIPT
-
-
-def open_page(browser: Browser, server: Server, username: str, **context_options) -> Page:
-    """A new browser context (a new person at a new screen), logged in as ``username``."""
-    context = browser.new_context(
-        viewport={"width": 1440, "height": 900},
-        locale="zh-CN",
-        timezone_id="Asia/Shanghai",
-        **context_options,
-    )
-    page = context.new_page()
-    page.goto(f"{server.url}/login")
-    form = page.get_by_test_id("login-form")
-    form.get_by_label("用户名").fill(username)
-    form.get_by_label("密码").fill(PASSWORD)
-    form.get_by_role("button", name="登录").click()
-    page.wait_for_url(re.compile(r"/(console|wall|desk|inbox|kb|admin)$"))
-    wait_ready(page)
-    return page
-
-
-def wait_ready(page: Page) -> None:
-    """The page has drawn its data and listens for input (its script sets data-ready)."""
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
-
-
-def wait_live(page: Page) -> None:
-    expect(page.locator("#live-status")).to_have_attribute("data-state", "online")
-
-
-def mark_no_reload(page: Page) -> None:
-    """A marker that a reload would wipe: proves an update came live, not from a reload."""
-    page.evaluate("window.__noReload = 'still here'")
-
-
-def assert_not_reloaded(page: Page) -> None:
-    assert page.evaluate("window.__noReload") == "still here"
-
-
-def inbox_card(page: Page, number: str):
-    return page.get_by_test_id("inbox-list").locator(f'li[data-number="{number}"]')
-
-
-def pct(rate: float | None) -> str:
-    return "—" if rate is None else f"{rate * 100:.1f}%"
 
 
 # -- the flows ------------------------------------------------------------------------------------
@@ -475,8 +224,8 @@ def test_the_wall_rate_moves_with_call_events_without_a_reload(browser, server):
     abandoned = f"call-{uuid.uuid4().hex[:12]}"
     server.call_events(
         [
-            _event(abandoned, "offered", now - timedelta(seconds=40), queue="general"),
-            _event(abandoned, "abandoned", now - timedelta(seconds=5)),
+            call_event(abandoned, "offered", now - timedelta(seconds=40), queue="general"),
+            call_event(abandoned, "abandoned", now - timedelta(seconds=5)),
         ]
     )
     expected = server.get("sup", "/api/v1/kpi/wall")["rolling"]["last_15_minutes"]
@@ -494,14 +243,14 @@ def test_the_wall_rate_moves_with_call_events_without_a_reload(browser, server):
 
     # A caller left waiting shows on the waiting tile.
     waiting = f"call-{uuid.uuid4().hex[:12]}"
-    server.call_events([_event(waiting, "offered", datetime.now(UTC), queue="general")])
+    server.call_events([call_event(waiting, "offered", datetime.now(UTC), queue="general")])
     expect(page.get_by_test_id("wall-waiting").locator("#waiting-count")).not_to_have_text("0")
     expect(page.get_by_test_id("wall-agents")).to_contain_text("通话中")
     # A caller whose end never came is lost after two hours: not waiting, counted apart.
     lost = f"call-{uuid.uuid4().hex[:12]}"
     before = server.get("sup", "/api/v1/kpi/wall")["lost_calls"]
     offered = datetime.now(UTC) - timedelta(hours=3)
-    server.call_events([_event(lost, "offered", offered, queue="general")])
+    server.call_events([call_event(lost, "offered", offered, queue="general")])
     lost_calls = server.get("sup", "/api/v1/kpi/wall")["lost_calls"]
     tz = ZoneInfo("Asia/Shanghai")  # the site's day, as the wall counts it
     is_today = offered.astimezone(tz).date() == datetime.now(tz).date()
@@ -812,17 +561,6 @@ AXE_PAGES = [
 ]
 
 
-def _axe_violations(page: Page, axe_script: Path) -> list[str]:
-    if page.evaluate("typeof window.axe") == "undefined":
-        page.add_script_tag(path=str(axe_script))
-    report = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes'][:3]]}"
-        for v in report["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 @pytest.mark.parametrize(("name", "username", "path"), AXE_PAGES, ids=[p[0] for p in AXE_PAGES])
 def test_axe_finds_no_serious_violations(browser, server, axe_script, name, username, path):
     if name == "inbox":
@@ -855,7 +593,7 @@ def test_axe_finds_no_serious_violations(browser, server, axe_script, name, user
         expect(page.locator(".ticket-card").first).to_be_visible()
     elif name == "wall":
         expect(page.locator("#updated-at")).not_to_have_text("—")
-    violations = _axe_violations(page, axe_script)
+    violations = axe_violations(page, axe_script)
     assert violations == [], "\n".join(violations)
     if name == "console":
         # The urgent marker, the low-confidence note and the question for the place too.
@@ -863,17 +601,17 @@ def test_axe_finds_no_serious_violations(browser, server, axe_script, name, user
         page.get_by_label("诉求内容").fill("升降机困住人了")
         expect(page.locator("#matter-suggestions .urgent-marker").first).to_be_visible()
         expect(page.locator("#address-hint")).to_be_visible()
-        violations = _axe_violations(page, axe_script)
+        violations = axe_violations(page, axe_script)
         assert violations == [], "\n".join(violations)
         page.get_by_label("诉求内容").fill("那个东西又坏了")
         expect(page.locator("#suggest-note")).to_be_visible()
-        violations = _axe_violations(page, axe_script)
+        violations = axe_violations(page, axe_script)
         assert violations == [], "\n".join(violations)
     if name == "inbox":
         # The action dialog is part of the page too.
         page.get_by_role("button", name="退回").first.click()
         expect(page.locator("#action-dialog")).to_be_visible()
-        violations = _axe_violations(page, axe_script)
+        violations = axe_violations(page, axe_script)
         assert violations == [], "\n".join(violations)
     page.context.close()
 
