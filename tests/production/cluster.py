@@ -22,6 +22,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -64,10 +65,18 @@ class Gone(AssertionError):
 # -- waiting ---------------------------------------------------------------------------------
 
 
-def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval: float = 0.05) -> T:
+def wait_for(
+    condition: Callable[[], T],
+    *,
+    timeout: float,
+    what: str,
+    interval: float = 0.05,
+    explain: Callable[[], str] | None = None,
+) -> T:
     """Poll ``condition`` until it returns something truthy (returned) or ``timeout`` passes.
 
     Exceptions count as "not yet": a server that is still starting refuses connections.
+    ``explain`` describes the state on a timeout, for failures seen only once in CI.
     """
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
@@ -82,6 +91,8 @@ def wait_for(condition: Callable[[], T], *, timeout: float, what: str, interval:
             last_error = exc
         if time.monotonic() > deadline:
             detail = f" (last: {type(last_error).__name__}: {last_error})" if last_error else ""
+            if explain is not None:
+                detail += f"\n{explain()}"
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}{detail}")
         time.sleep(interval)
 
@@ -338,6 +349,9 @@ class EmbeddedRedis:
 # -- hotline processes -----------------------------------------------------------------------
 
 
+_RQ_CHATTER = re.compile(r"cleaning (group )?registries")
+
+
 class HotlineProcess:
     """One ``hotline`` command running in the background, its output in a log file."""
 
@@ -371,10 +385,14 @@ class HotlineProcess:
         stop_all([self], timeout=timeout)
 
     def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the log without rq's every-maintenance-run chatter, which at the
+        tests' one-second maintenance would push everything telling out of the tail."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+        telling = [line for line in text.splitlines() if not _RQ_CHATTER.search(line)]
+        return "\n".join(telling[-lines:])
 
 
 def stop_all(processes: list[HotlineProcess], timeout: float = 5.0) -> None:
@@ -569,6 +587,33 @@ class Cluster:
                 yield
             finally:
                 conn.rollback()
+
+    def rq_state(self, job_id: str) -> str:
+        """Where rq has a job and who holds the scheduler locks: what a stuck retry needs."""
+        from rq import Queue
+        from rq.job import Job
+
+        client = self.redis.client()
+        queue = Queue("default", connection=client)
+        lines = []
+        try:
+            job = Job.fetch(job_id, connection=client)
+            lines.append(
+                f"job {job_id}: status={job.get_status(refresh=True)} worker={job.worker_name} "
+                f"retries_left={job.retries_left} last_heartbeat={job.last_heartbeat}"
+            )
+        except Exception as exc:  # noqa: BLE001 - the state is what we want to see
+            lines.append(f"job {job_id}: {type(exc).__name__}: {exc}")
+        for name in ("started", "scheduled", "failed", "finished"):
+            registry = getattr(queue, f"{name}_job_registry")
+            entries = client.zrange(registry.key, 0, -1, withscores=True)
+            lines.append(f"{name}: {[(k.decode(), round(v, 1)) for k, v in entries]}")
+        lines.append(f"queued: {queue.get_job_ids()} now={time.time():.1f}")
+        for key in client.keys("rq:scheduler*"):
+            kind = client.type(key).decode()
+            value = client.get(key) if kind == "string" else kind
+            lines.append(f"{key.decode()} = {value!r} ttl={client.ttl(key)}")
+        return "\n".join(lines)
 
     def job_of(self, prefix: str, registry: str = "started") -> str | None:
         """The id of a job in the default queue's ``registry`` whose id starts with ``prefix``

@@ -90,6 +90,7 @@ def test_a_worker_killed_mid_job_has_the_job_retried_and_nothing_sent_twice(make
         lambda: job.get_status(refresh=True) == "finished",
         timeout=60,
         what="the abandoned reminder to be retried by the other worker",
+        explain=lambda: cluster.rq_state(job_id),
     )
     job.refresh()
     assert job.worker_name == survivor
