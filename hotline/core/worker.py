@@ -7,6 +7,9 @@ What happens when things break (each case has a test in tests/production):
   is older than ``worker_heartbeat_seconds + worker_heartbeat_grace_seconds``, the next
   maintenance run of another worker (every ``worker_maintenance_seconds``) retries it. Jobs
   re-read their state in their own transaction, so a retry never does the work twice.
+- A scheduler gone while another worker's scheduler holds the other queues' locks: the
+  survivor asks for the missing locks every ``worker_maintenance_seconds`` and schedules
+  those queues too once the dead one's lock is released or expires (HotlineScheduler).
 - Redis away: rq's scheduler process dies and rq itself quits its loop when Redis fails
   outside its wait for jobs. The worker waits until Redis answers and starts working again,
   under the same name, with its scheduler. The embedded server, if killed, is started again
@@ -27,10 +30,13 @@ import logging
 import os
 import signal
 import threading
+from datetime import datetime
 
 import redis
 from rq import Queue, Worker, worker_registration
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
+from rq.scheduler import RQScheduler
 
 from hotline.core import reconcile
 from hotline.core.db import transaction
@@ -46,6 +52,29 @@ _PR_SET_PDEATHSIG = 1
 _REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
+class HotlineScheduler(RQScheduler):
+    """rq's scheduler, taking over a dead scheduler's queues within the maintenance interval.
+
+    Workers that start together can split the per-queue scheduler locks between them. rq's
+    running scheduler asks for the locks it lacks only every two minutes, so when the worker
+    holding the default queue's lock died, that queue's scheduled jobs (deadline reminders,
+    the retry of the job that worker was running) waited up to two minutes.
+    """
+
+    def __init__(self, *args, reacquire_seconds: float = 120, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.reacquire_seconds = reacquire_seconds
+
+    @property
+    def should_reacquire_locks(self) -> bool:
+        if self._queue_names == self.acquired_locks:
+            return False
+        if not self.lock_acquisition_time:
+            return True
+        waited = (datetime.now() - self.lock_acquisition_time).total_seconds()
+        return waited > self.reacquire_seconds
+
+
 class HotlineWorker(Worker):
     """rq's forking worker with a configurable heartbeat grace and a record of why it stopped."""
 
@@ -53,6 +82,36 @@ class HotlineWorker(Worker):
         super().__init__(*args, **kwargs)
         self.heartbeat_grace = heartbeat_grace
         self.shutdown_requested = False
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: str | None = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        # rq's own start-up, with HotlineScheduler in place of the RQScheduler it hard-codes.
+        self.scheduler = HotlineScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+            reacquire_seconds=self.maintenance_interval,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return  # another worker's scheduler runs; our maintenance takes over if it dies
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # rq's own rule with its fixed 60 s of grace made a configurable setting: how long a

@@ -102,6 +102,39 @@ def test_a_worker_killed_mid_job_has_the_job_retried_and_nothing_sent_twice(make
     assert set(told.values()) == {1}, told
 
 
+def test_a_queue_whose_scheduler_died_is_scheduled_by_another_within_the_maintenance_interval(
+    make_cluster,
+):
+    """Workers that start together split the per-queue scheduler locks. When the scheduler
+    holding one queue's lock dies without giving it back (killed with its process group), the
+    surviving scheduler must take that queue over once the lock expires, within the maintenance
+    interval: rq alone waited two minutes, and a reminder due meanwhile waited with it."""
+    cluster = make_cluster(**FAST_WORKERS)
+    api = cluster.serve()
+    dead_scheduler_lock_seconds = 3
+    cluster.redis.client().set(
+        "rq:scheduler-lock:default", "a-dead-scheduler", ex=dead_scheduler_lock_seconds
+    )
+    cluster.worker("w1")
+    cluster.wait_healthy(api)
+    cluster.wait_workers("w1")
+    agent = cluster.token(api, "agent")
+
+    number = _create(api, agent, urgent_ticket_with_reminder_in(2))["number"]
+    prefix = _reminder_prefix(cluster.ticket_id(number))
+    job_id = wait_for(
+        lambda: cluster.job_of(prefix, registry="scheduled"),
+        timeout=10,
+        what="the reminder to be scheduled",
+    )
+    wait_for(
+        lambda: cluster.job_of(prefix, registry="finished"),
+        timeout=30,
+        what="the reminder to run once the dead scheduler's lock expired",
+        explain=lambda: cluster.rq_state(job_id),
+    )
+
+
 def test_two_runs_of_one_reminder_at_once_remind_once(make_cluster):
     """A job may run twice at the same time (a retry while a stalled run goes on): the ticket's
     row lock makes the second run see the first one's reminder instead of adding its own."""
