@@ -8,7 +8,8 @@ escaping could not run an injected script.
 
 Pages: ``/`` and ``/login`` (log-in, then each role lands on its page), ``/console`` (agent),
 ``/wall`` (supervisor), ``/desk`` (dispatcher), ``/inbox`` (department), ``/kb`` (editor),
-``/admin`` (administration: users, departments, calendar, prompts, keys, rules, audit). Static files are under ``/static`` (see ``mount_static``).
+``/admin`` (administration: users, departments, calendar, prompts, keys, rules, audit).
+Static files are under ``/static`` (see ``mount_static``).
 """
 
 from __future__ import annotations
