@@ -72,6 +72,31 @@ def test_an_admin_creates_a_user_then_disables_it_and_the_user_can_no_longer_act
     form.get_by_role("button", name="创建用户").click()
     expect(form.get_by_role("alert")).to_contain_text("exists")
 
+    # A password reset: the old password stops working, the new one works.
+    row.get_by_role("button", name="重置密码 clerk1").click()
+    dialog = page.locator("#admin-dialog")
+    dialog.get_by_label("新密码").fill("short")
+    dialog.get_by_role("button", name="重置密码").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("至少 8 个字符")
+    dialog.get_by_label("新密码").fill("pw-reset-4321")
+    dialog.get_by_role("button", name="重置密码").click()
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#announcer")).to_contain_text("已重置 clerk1 的密码")
+    old = server.http.post("/api/v1/auth/token", data={"username": "clerk1", "password": PASSWORD})
+    assert old.status_code == 401
+    token = server.http.post(
+        "/api/v1/auth/token", data={"username": "clerk1", "password": "pw-reset-4321"}
+    ).json()["access_token"]
+    row.get_by_role("button", name="重置密码 clerk1").click()
+    dialog.get_by_label("新密码").fill(PASSWORD)
+    dialog.get_by_role("button", name="重置密码").click()
+    expect(dialog).to_be_hidden()
+    # ... and the reset ended the session it had.
+    assert (
+        server.http.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code
+        == 401
+    )
+
     # The new user works, in the API and on their own page.
     token = server.http.post(
         "/api/v1/auth/token", data={"username": "clerk1", "password": PASSWORD}
@@ -83,7 +108,6 @@ def test_an_admin_creates_a_user_then_disables_it_and_the_user_can_no_longer_act
     expect(clerk.locator("#live-status")).to_have_attribute("data-state", "online")
 
     row.get_by_role("button", name="停用 clerk1").click()
-    dialog = page.locator("#admin-dialog")
     expect(dialog).to_contain_text("停用账号 clerk1")
     dialog.get_by_role("button", name="停用").click()
     expect(row).to_contain_text("已停用")
