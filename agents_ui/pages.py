@@ -8,7 +8,8 @@ escaping could not run an injected script.
 
 Pages: ``/`` and ``/login`` (log-in, then each role lands on its page), ``/console`` (agent),
 ``/wall`` (supervisor), ``/desk`` (dispatcher), ``/inbox`` (department), ``/kb`` (editor),
-``/admin`` (an index). Static files are under ``/static`` (see ``mount_static``).
+``/admin`` (administration: users, departments, calendar, prompts, keys, rules, audit).
+Static files are under ``/static`` (see ``mount_static``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "img-src 'self' data:",
         "font-src 'self'",
         "connect-src 'self'",
+        # Prompts are fetched with the bearer token and played from a blob: URL (admin page).
+        "media-src 'self' blob:",
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

@@ -42,6 +42,8 @@ class ReplayReport:
     per_department: dict[str, dict[str, int]] = field(default_factory=dict)
     moves: Tally = field(default_factory=Tally)
     names: dict[str, str] = field(default_factory=dict)
+    # The first tickets that would move, for a person to look at (the tallies count them all).
+    moved_tickets: list[dict[str, str]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,7 @@ class ReplayReport:
             "moved": self.moved,
             "per_department": self.per_department,
             "moves": [{"from": a, "to": b, "tickets": n} for (a, b), n in self.moves.most_common()],
+            "moved_tickets": self.moved_tickets,
         }
 
 
@@ -93,8 +96,14 @@ def draft_ruleset(current: rs.RuleSet, draft: dict[str, Any]) -> rs.RuleSet:
         raise AppError("replay.inconsistent", f"the draft rules are inconsistent: {exc}") from exc
 
 
-def replay(session: Session, draft: dict[str, Any], since: date) -> ReplayReport:
-    """Route every ticket received since ``since`` under the draft; tally who gains and loses."""
+MOVED_TICKETS_LISTED = 200
+
+
+def replay(
+    session: Session, draft: dict[str, Any], since: date, *, list_moved: int = MOVED_TICKETS_LISTED
+) -> ReplayReport:
+    """Route every ticket received since ``since`` under the draft; tally who gains and loses,
+    and list the first ``list_moved`` tickets that would go elsewhere."""
     current = routing_service.current_routing(session).ruleset
     rules = draft_ruleset(current, draft)
     resolver = LocationResolver(rules)
@@ -105,6 +114,7 @@ def replay(session: Session, draft: dict[str, Any], since: date) -> ReplayReport
     )
     rows = session.execute(
         select(
+            Ticket.number,
             Ticket.content,
             Ticket.address,
             Ticket.matter_code,
@@ -116,7 +126,7 @@ def replay(session: Session, draft: dict[str, Any], since: date) -> ReplayReport
         .order_by(Ticket.id)
         .execution_options(yield_per=2000)
     )
-    for content, address, matter_code, received_at, major, taken in rows:
+    for number, content, address, matter_code, received_at, major, taken in rows:
         was = taken["department"]["code"]
         decision = route(
             rules,
@@ -138,6 +148,16 @@ def replay(session: Session, draft: dict[str, Any], since: date) -> ReplayReport
             report.per_department[was]["lose"] += 1
             report.per_department[now]["gain"] += 1
             report.moves[(was, now)] += 1
+            if len(report.moved_tickets) < list_moved:
+                report.moved_tickets.append(
+                    {
+                        "number": number,
+                        "matter_code": matter_code,
+                        "from": was,
+                        "to": now,
+                        "received_at": received_at.astimezone(tz).isoformat(),
+                    }
+                )
     return report
 
 

@@ -24,6 +24,8 @@ from agents_ui.gateway import router as gateway_router
 from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
 from dispatch.open311.router import router as open311_router
+from dispatch.replay_router import router as routing_draft_router
+from dispatch.routing import service as routing_service
 from dispatch.routing import suggest as routing_suggest
 from dispatch.routing import training as routing_training
 from dispatch.routing.router import router as routing_router
@@ -33,7 +35,7 @@ from hotline.calls import service as calls_service
 from hotline.calls.ivr_router import router as ivr_router
 from hotline.calls.police_router import router as police_router
 from hotline.calls.router import router as calls_router
-from hotline.core import reconcile
+from hotline.core import admin_router, reconcile
 from hotline.core.concurrency import RequestConcurrencyLimit
 from hotline.core.db import transaction
 from hotline.core.errors import install_error_handlers
@@ -158,6 +160,8 @@ def _schedule_nightly_training(session) -> int:
 
 def create_app() -> FastAPI:
     register_reschedulers()
+    # Users belong to the core, departments to dispatch: the core asks through this hook.
+    admin_router.set_department_check(routing_service.unknown_departments)
     app = FastAPI(
         title="12345 热线 hotline & ticket dispatch",
         version="0.1.0",
@@ -173,6 +177,8 @@ def create_app() -> FastAPI:
         RejectNulCharacters, bodies_checked_by_route=frozenset({"/api/v1/calls/events"})
     )
     app.include_router(core_router)
+    app.include_router(admin_router.router)
+    app.include_router(routing_draft_router)
     app.include_router(routing_router)
     app.include_router(tickets_router)
     app.include_router(calls_router)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Query
@@ -16,6 +16,7 @@ from dispatch.tickets.calendar import statutory_holidays
 from dispatch.tickets.models import CalendarOverride, Ticket
 from hotline.core import privacy
 from hotline.core.auth import Principal, SessionDep, current_principal, require_roles
+from hotline.core.errors import NotFound
 from hotline.core.models import AuditEntry
 from hotline.core.moments import Day, Moment
 
@@ -312,6 +313,35 @@ def get_calendar_year(
     )
 
 
+class MonthDayRead(DayRead):
+    note: str = Field("", description="the administrator's note on an override")
+
+
+@router.get("/calendar/months/{year}/{month}", tags=["calendar"])
+def get_calendar_month(
+    year: Annotated[int, Path(ge=2000, le=2100)],
+    month: Annotated[int, Path(ge=1, le=12)],
+    session: SessionDep,
+    _: Annotated[Principal, Depends(current_principal)],
+) -> list[MonthDayRead]:
+    """Every day of a month, worked or not and why, with the notes of the overrides (for the
+    administrators' calendar)."""
+    calendar = service.working_calendar(session)
+    first = date(year, month, 1)
+    last = date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
+    notes = dict(
+        session.execute(
+            select(CalendarOverride.day, CalendarOverride.note).where(
+                CalendarOverride.day.between(first, last)
+            )
+        ).all()
+    )
+    days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return [
+        MonthDayRead(**asdict(calendar.status(day)), note=notes.get(day, "") or "") for day in days
+    ]
+
+
 @router.get("/calendar/{day}", tags=["calendar"])
 def get_calendar_day(
     day: Day, session: SessionDep, _: Annotated[Principal, Depends(current_principal)]
@@ -351,3 +381,28 @@ def put_calendar_override(
     )
     session.flush()
     return {"day": day.isoformat(), "working": override.working, "note": override.note}
+
+
+@router.delete("/calendar/{day}", tags=["calendar"])
+def delete_calendar_override(
+    day: Day,
+    session: SessionDep,
+    admin: Annotated[Principal, Depends(require_roles("admin"))],
+) -> DayRead:
+    """Remove an administrator's override: the day is again as the Chinese calendar has it
+    (``calendar.no_override`` 404 when there is none). Deadlines already given stay."""
+    override = session.get(CalendarOverride, day)
+    if override is None:
+        raise NotFound("calendar.no_override", f"no override for {day.isoformat()}")
+    session.delete(override)
+    session.add(
+        AuditEntry(
+            actor=admin.username,
+            action="calendar.override_removed",
+            entity="calendar",
+            entity_id=day.isoformat(),
+            detail={"working": override.working, "note": override.note},
+        )
+    )
+    session.flush()
+    return DayRead(**asdict(service.working_calendar(session).status(day)))

@@ -25,6 +25,7 @@ CHANGING = ("POST", "PUT", "PATCH", "DELETE")
 NOT_AUDITED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/auth/token"): "a log-in changes nothing (failures are counted in Redis)",
     ("POST", "/api/v1/routing/preview"): "reads only",
+    ("POST", "/api/v1/routing/draft/replay"): "a what-if: reads only",
     ("POST", "/api/v1/tickets"): "tickets keep their own trail (ticket_actions: actor, time)",
     ("POST", "/api/v1/tickets/{number}/link"): "in the ticket's trail",
     ("POST", "/api/v1/tickets/{number}/unlink"): "in the ticket's trail",
@@ -65,6 +66,15 @@ SCENARIO: list[Change] = [
         lambda w: "/api/v1/routing/matters/SC-01/rules",
     ),
     Change(
+        "POST",
+        "/api/v1/routing/draft/publish",
+        "admin",
+        {
+            "matters": [{"code": "SC-01", "level": "area", "type": "market"}],
+            "effective_from": "2032-01-01",
+        },
+    ),
+    Change(
         "PUT",
         "/api/v1/routing/departments/{code}",
         "admin",
@@ -84,6 +94,39 @@ SCENARIO: list[Change] = [
         "admin",
         {"working": False, "note": "台风停工"},
         lambda w: "/api/v1/calendar/2031-10-08",
+    ),
+    Change(
+        "DELETE",
+        "/api/v1/calendar/{day}",
+        "admin",
+        path=lambda w: "/api/v1/calendar/2031-10-08",
+    ),
+    Change(
+        "POST",
+        "/api/v1/admin/users",
+        "admin",
+        {"username": "audit-user", "password": "pw-12345678", "roles": ["agent"]},
+    ),
+    Change(
+        "PATCH",
+        "/api/v1/admin/users/{username}",
+        "admin",
+        {"roles": ["agent", "editor"]},
+        lambda w: "/api/v1/admin/users/audit-user",
+    ),
+    Change(
+        "POST",
+        "/api/v1/admin/users/{username}/password",
+        "admin",
+        {"password": "pw-87654321"},
+        lambda w: "/api/v1/admin/users/audit-user/password",
+    ),
+    Change(
+        "POST",
+        "/api/v1/admin/users/{username}/sessions/end",
+        "admin",
+        {"reason": "审计测试"},
+        lambda w: "/api/v1/admin/users/audit-user/sessions/end",
     ),
     Change("POST", "/api/v1/open311/keys", "admin", {"name": "审计测试客户端"}),
     Change(

@@ -55,6 +55,14 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     # Probed without a body (422): a real change would end the shared world's sessions.
     ("POST", "/api/v1/auth/password"): ANY_USER,
     ("GET", "/api/v1/events"): ANY_USER,
+    # admin: accounts and the audit log (every change needs a body: probed without, 422)
+    ("GET", "/api/v1/admin/users"): ADMIN,
+    ("POST", "/api/v1/admin/users"): ADMIN,
+    ("GET", "/api/v1/admin/users/{username}"): ADMIN,
+    ("PATCH", "/api/v1/admin/users/{username}"): ADMIN,
+    ("POST", "/api/v1/admin/users/{username}/password"): ADMIN,
+    ("POST", "/api/v1/admin/users/{username}/sessions/end"): ADMIN,
+    ("GET", "/api/v1/admin/audit"): ADMIN,
     # routing
     ("POST", "/api/v1/routing/preview"): roles(*STAFF),
     ("GET", "/api/v1/routing/suggest"): roles(*STAFF, query={"q": "噪音"}),
@@ -67,6 +75,8 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("PUT", "/api/v1/routing/places/{name}"): ADMIN,
     ("GET", "/api/v1/routing/audit"): ADMIN,
     ("GET", "/api/v1/routing/models"): ADMIN,
+    ("POST", "/api/v1/routing/draft/replay"): ADMIN,
+    ("POST", "/api/v1/routing/draft/publish"): ADMIN,
     ("POST", "/api/v1/routing/models/train"): ADMIN,
     ("POST", "/api/v1/routing/models/{version_id}/activate"): ADMIN,
     # tickets: the handlers decide by role and department, so the probes send real bodies
@@ -84,6 +94,8 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ),
     ("PUT", "/api/v1/calendar/{day}"): ADMIN,
     ("GET", "/api/v1/calendar/{day}"): ANY_USER,
+    ("DELETE", "/api/v1/calendar/{day}"): ADMIN,
+    ("GET", "/api/v1/calendar/months/{year}/{month}"): ANY_USER,
     ("GET", "/api/v1/calendar/years/{year}"): roles("supervisor", "dispatcher"),
     # calls
     ("POST", "/api/v1/calls/events"): CTI,

@@ -374,6 +374,7 @@ WITHOUT_CALLER_DATA = {
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/password"),  # the caller's own password, answered with a token
     ("GET", "/api/v1/calendar/{day}"),  # whether a day is worked: no ticket data
+    ("GET", "/api/v1/calendar/months/{year}/{month}"),  # a month of such days: no ticket data
     ("GET", "/api/v1/kb/search"),
     ("GET", "/api/v1/kb/articles/{key}"),
     ("GET", "/open311/v2/services.{fmt}"),

@@ -108,7 +108,7 @@ export const PAGES = [
   { path: "/desk", label: "派单台", roles: ["dispatcher", "supervisor"] },
   { path: "/inbox", label: "部门工单", roles: ["department"] },
   { path: "/kb", label: "知识库", roles: ["editor", "agent"] },
-  { path: "/admin", label: "管理首页", roles: ["admin"] },
+  { path: "/admin", label: "系统管理", roles: ["admin"] },
 ];
 
 export function mayOpen(page, roles) {

@@ -370,3 +370,37 @@ def test_the_admin_sees_what_a_year_not_yet_announced_lacks(desk):
         desk.client.get("/api/v1/calendar/years/1900", headers=desk.headers["admin"]).status_code
         == 422
     )
+
+
+def test_a_month_for_the_admins_calendar_and_removing_an_override(desk):
+    assert put_day(desk, "2026-10-09", False, note="台风停工").status_code == 200
+    response = desk.client.get("/api/v1/calendar/months/2026/10", headers=desk.headers["agent"])
+    assert response.status_code == 200, response.text
+    days = response.json()
+    assert len(days) == 31 and days[0]["day"] == "2026-10-01" and days[-1]["day"] == "2026-10-31"
+    assert days[0] == {
+        "day": "2026-10-01",
+        "working": False,
+        "source": "library",
+        "name": "国庆节",
+        "note": "",
+    }
+    assert days[8] == {
+        "day": "2026-10-09",
+        "working": False,
+        "source": "override",
+        "name": "",
+        "note": "台风停工",
+    }
+    february = desk.client.get("/api/v1/calendar/months/2028/2", headers=desk.headers["agent"])
+    assert len(february.json()) == 29  # a leap year
+    bad = desk.client.get("/api/v1/calendar/months/2026/13", headers=desk.headers["agent"])
+    assert bad.status_code == 422
+
+    refused = desk.client.delete("/api/v1/calendar/2026-10-09", headers=desk.headers["dispatcher"])
+    assert refused.status_code == 403
+    removed = desk.client.delete("/api/v1/calendar/2026-10-09", headers=desk.headers["admin"])
+    assert removed.status_code == 200, removed.text
+    assert removed.json() == {"day": "2026-10-09", "working": True, "source": "library", "name": ""}
+    again = desk.client.delete("/api/v1/calendar/2026-10-09", headers=desk.headers["admin"])
+    assert again.status_code == 404 and again.json()["error"]["code"] == "calendar.no_override"
