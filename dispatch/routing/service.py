@@ -54,6 +54,7 @@ class Routing:
         received_on: date,
         major: bool = False,
         multi_area: bool = False,
+        town: rs.Town | None = None,
     ) -> RoutingDecision:
         return route(
             self.ruleset,
@@ -64,6 +65,7 @@ class Routing:
             received_on=received_on,
             major=major,
             multi_area=multi_area,
+            town=town,
         )
 
 
@@ -442,6 +444,23 @@ def decide(
         multi_area=multi_area,
     )
     result = describe(decision, suggestions=suggestions, needs_confirmation=needs_confirmation)
+    # A place that could be several towns: what the rules would choose in each of them, so
+    # the desk offers the right department per town (a district-level matter goes to the
+    # district's department there, not to the town's office).
+    result["by_town"] = [
+        _by_town(
+            routing.decide(
+                matter_code=matter_code,
+                text=text,
+                address=address,
+                received_on=day,
+                major=major,
+                multi_area=multi_area,
+                town=town,
+            )
+        )
+        for town in decision.candidates
+    ]
     result["low_confidence"] = understanding.low_confidence
     result["suggested_by"] = understanding.source
     return result
@@ -485,6 +504,16 @@ def describe(
             for s in suggestions or []
         ],
         "needs_confirmation": needs_confirmation,
+    }
+
+
+def _by_town(decision: RoutingDecision) -> dict[str, Any]:
+    return {
+        "town": _ref(decision.location.town),
+        "department": _ref(decision.department),
+        "explanation": [
+            {"step": s.step, "code": s.code, "message": s.message} for s in decision.explanation
+        ],
     }
 
 
