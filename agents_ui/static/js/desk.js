@@ -6,7 +6,7 @@ import { api, describeError } from "./api.js";
 import {
   $, coalesce, fmtDateTime, h, reconcileList, replaceChildren, statusBadge,
 } from "./dom.js";
-import { announce, markReady, prepareLive, showError, startPage } from "./shell.js";
+import { markReady, notify, prepareLive, showError, startPage } from "./shell.js";
 
 const LEVEL_GROUPS = [["city", "市级部门"], ["area", "区级部门和功能区"], ["town", "镇街"]];
 
@@ -144,7 +144,7 @@ async function main(me) {
         method: "POST",
         json: { department: select.value, final_ruling: ruling.checked, version: ticket.version },
       });
-      announce(`已派单：${updated.number} → ${select.selectedOptions[0].textContent}`);
+      notify($("#desk-notice"), `已派单：${updated.number} → ${select.selectedOptions[0].textContent}`);
       await load();
       $("#desk-heading").focus();
     } catch (err) {
