@@ -531,10 +531,18 @@ def format_decision(result: dict[str, Any]) -> str:
     ]
     if result["candidates"]:
         lines.append("候选镇街: " + "、".join(c["name"] for c in result["candidates"]))
+    for choice in result.get("by_town", []):
+        department = choice["department"]
+        lines.append(f"  若在{choice['town']['name']}: {department['name']} ({department['code']})")
     if result["needs_confirmation"]:
         lines.append("事项为系统推荐，请确认。")
+    # Reasons are numbered 1, 2, 3 as read; the routing step (1-6) each comes from stays
+    # beside its code, since several reasons may come from one step and some steps give none.
     lines.append("理由:")
-    lines += [f"  {s['step']}. [{s['code']}] {s['message']}" for s in result["explanation"]]
+    lines += [
+        f"  {n}. {s['message']}  [第{s['step']}步 {s['code']}]"
+        for n, s in enumerate(result["explanation"], start=1)
+    ]
     if result["suggestions"]:
         lines.append(
             "推荐事项: "

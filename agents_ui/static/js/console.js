@@ -20,6 +20,10 @@ const MY_TICKETS_KEPT = 10;
 // A screen pop replayed after a reload is shown again only while the call may still be on.
 const POP_FRESH_MS = 10 * 60 * 1000;
 
+// The call on the line: {call_id, caller, tickets: [numbers filed during it]}. It stays until
+// the call ends, so every ticket the caller asks for in one call is linked to that call.
+let currentCall = null;
+
 async function main(me) {
   const form = $("#ticket-form");
   const kb = mountKbPane($("#kb-pane"));
@@ -132,10 +136,6 @@ async function setState(state) {
 }
 
 // -- the call and the caller's history ------------------------------------------------------------
-
-// The call on the line: {call_id, caller, tickets: [numbers filed during it]}. It stays until
-// the call ends, so every ticket the caller asks for in one call is linked to that call.
-let currentCall = null;
 
 function showCall(call) {
   if (!currentCall || currentCall.call_id !== call.call_id) {

@@ -127,6 +127,19 @@ def test_ambiguous_place_offers_the_rule_chosen_department_per_candidate_town(cl
     assert placed["by_town"] == []
 
 
+def test_the_terminal_numbers_the_reasons_one_two_three(client, agent):
+    from dispatch.routing.service import format_decision
+
+    result = preview(client, agent, text="东澳村有工厂偷排", address="", matter_code="HB-01")
+    text = format_decision(result)
+    reasons = text.split("理由:\n", 1)[1].splitlines()[: len(result["explanation"])]
+    assert len(reasons) == len(result["explanation"]) >= 3
+    for n, (line, step) in enumerate(zip(reasons, result["explanation"], strict=True), start=1):
+        assert line.startswith(f"  {n}. {step['message']}"), line
+        assert line.endswith(f"[第{step['step']}步 {step['code']}]"), line
+    assert "若在万山镇: 万山区综合执法局 (WS-ENFORCE)" in text
+
+
 def test_rule_change_applies_from_its_effective_date_and_is_audited(client, agent, admin):
     body = {"text": "公交司机不停站", "address": "斗门区井岸镇", "matter_code": "JT-02"}
     before = preview(client, agent, **body, received_at="2027-01-31T09:00:00+08:00")
