@@ -283,7 +283,7 @@ def test_cli_route_prints_the_decision_and_explanation():
     )
     assert result.exit_code == 0, result.output
     assert "T-440402003" in result.output  # 前山街道 before 凤山街道 existed
-    assert "[town.office]" in result.output
+    assert "[第5步 town.office]" in result.output  # the step beside the code (README)
     later = CliRunner().invoke(
         app, ["route", "--address", "梅溪牌坊", "--matter", "HB-02", "--date", "2021-01-01"]
     )
