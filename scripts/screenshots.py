@@ -212,8 +212,9 @@ ROLES: dict[str, str | None] = {
 DEFAULT_ROLE = "admin"
 
 
-def shot_name(path: str) -> str:
-    return path.strip("/").replace("/", "-") or "index"
+def shot_name(path: str, template: str) -> str:
+    """The template's name ("/" and "/login" are both login.html); a path for anything else."""
+    return Path(template).stem if template.endswith(".html") else path.strip("/") or "index"
 
 
 def new_page(browser, url: str, username: str | None):
@@ -336,7 +337,11 @@ def photograph(url: str, http: httpx.Client, out: Path, only: list[str]) -> list
             page.goto(f"{url}{path}")
             wait_drawn(page)
             scene = SCENES.get(path)
-            shots += scene(page, url, http, out) if scene else [save(page, out, shot_name(path))]
+            shots += (
+                scene(page, url, http, out)
+                if scene
+                else [save(page, out, shot_name(path, template))]
+            )
             page.context.close()
         browser.close()
     return shots
