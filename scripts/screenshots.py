@@ -1,14 +1,18 @@
-"""Screenshots of the agent console, the KPI wall, the dispatch desk and the department inbox.
+"""Screenshots of every page in ``agents_ui.pages.PAGES``, each as its role, for the README.
 
-    python scripts/screenshots.py [--out docs/screenshots]
+    scripts/screenshots [--out docs/screenshots] [--only /inbox ...]
 
 Starts `hotline serve` over a fresh data dir, loads the reference data and the demo data of
-`hotline demo` (users of every role, a morning of tickets), adds a few more tickets for the
-香洲区市场监督管理局 inbox with one of them overdue and one due soon, and an eight-hour day of
-calls for the wall. Then Debian's chromium (driven by Playwright) logs in as each role and
-photographs the page at 1440×900. Until the knowledge-base API is deployed (it answers 404),
-the console's knowledge-base pane is fed from the shipped sample articles so the picture shows
-how results look.
+`hotline demo` (users of every role, a morning of tickets), adds a day's work for the
+香洲区市场监督管理局 inbox (one ticket overdue, one due soon, some replied, one co-handled) and
+an eight-hour day of calls for the wall. Then Debian's chromium (driven by Playwright) logs in
+as each page's role and photographs it at 1440×900 (the wall also in its TV mode).
+
+A page is found in PAGES by itself: ``ROLES`` says who opens it (no entry: the admin, who may
+open every page; ``None``: nobody logged in), ``SCENES`` optionally puts it into an
+interesting state first (a call on the console, a ticket open in the inbox). Until the
+knowledge-base API is deployed (it answers 404), the console's knowledge-base pane is fed
+from the shipped sample articles so the picture shows how results look.
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from typer.testing import CliRunner
 from hotline.cli import app
 from hotline import demo
 from hotline.core.db import transaction, utcnow
-from dispatch.tickets import service
+from dispatch.tickets import deadlines, service
 from dispatch.tickets.models import Ticket
 
 result = CliRunner().invoke(app, ["seed"])
@@ -65,6 +69,18 @@ more = [  # (content, address, matter, caller, received minutes ago)
     ("拱北一家美容院办卡后倒闭，预付款无法退回", "香洲区拱北港昌路", "SC-01", "13800002002", 120),
     ("吉大景山路的水果摊秤不准，一斤少二两", "香洲区吉大景山路", "SC-06", "13800002003", 45),
     ("湾仔海鲜街有餐馆没有营业执照", "香洲区湾仔", "SC-03", "13800002004", 20),
+    ("夏湾一家健身房突然关门，会员费不退", "香洲区拱北夏湾路", "SC-01", "13800002005", 200),
+    ("南屏一家药店卖的口罩是三无产品", "香洲区南屏", "SC-02", "13800002006", 190),
+    ("前山一家手机店以旧换新时乱收费", "香洲区前山", "SC-01", "13800002007", 180),
+    ("拱北一家奶茶店用过期原料", "香洲区拱北港昌路", "SC-02", "13800002008", 170),
+    ("吉大一家装修公司收了定金不开工", "香洲区吉大", "SC-01", "13800002009", 160),
+    ("翠微一家教育机构拒绝退还剩余课时费", "香洲区前山翠微", "SC-01", "13800002010", 140),
+    ("湾仔一家海鲜酒楼结账时多收钱", "香洲区湾仔", "SC-01", "13800002011", 110),
+    ("夏湾一家超市会员卡余额被清零", "香洲区拱北夏湾", "SC-01", "13800002012", 100),
+]
+later = [  # answered earlier this week: replied, closed
+    ("拱北一家眼镜店验光收费不透明", "香洲区拱北", "reply"),
+    ("夏湾一家家电卖场不给开发票", "香洲区拱北夏湾", "close"),
 ]
 created = []
 with transaction() as s:
@@ -84,8 +100,33 @@ with transaction() as s:
     for ticket in (overdue, due_soon):
         ticket.dispatched_at = ticket.received_at
         ticket.due_at = ticket.accept_deadline
+        # The 80 % point too: a restarted Redis gets the reminders asked for again from it.
+        ticket.due_soon_at = deadlines.due_soon_at(ticket.received_at, ticket.due_at)
         for row in ticket.departments:
             row.due_at = ticket.accept_deadline
+            row.due_soon_at = ticket.due_soon_at
+# Accepted (办理中), replied (已回复) and closed (已办结) tickets, and one co-handled (协办).
+from hotline.core.auth import Principal
+market = Principal(user_id=0, username="xz_market", roles=frozenset({"department"}),
+                   departments=frozenset({"XZ-MARKET"}))
+agent = Principal(user_id=0, username="agent1", roles=frozenset({"agent"}), departments=frozenset())
+with transaction() as s:
+    for number in created[4:7]:
+        service.act(s, market, number, "accept", {})
+    for n, (content, address, step) in enumerate(later):
+        ticket, _ = service.create(
+            s, actor="agent1", channel="phone", content=content, address=address,
+            matter_code="SC-01", caller_name="市民", caller_phone=f"1380000300{n}")
+        service.act(s, market, ticket.number, "accept", {})
+        service.act(s, market, ticket.number, "reply",
+                    {"reply": "已约谈商家，商家已整改并向市民退还多收的费用。"})
+        if step == "close":
+            service.act(s, agent, ticket.number, "visit", {"satisfaction": "satisfied"})
+            service.act(s, agent, ticket.number, "close", {})
+    service.create(
+        s, actor="agent1", channel="phone", content="拱北夏湾菜市场门口流动摊贩卖过期食品",
+        address="香洲区拱北夏湾", matter_code="CG-01", caller_name="市民",
+        caller_phone="13800004001", co_departments=["XZ-MARKET"])
 """
 
 
@@ -154,87 +195,154 @@ def kb_sample_results(query: str) -> list[dict]:
     return found[:3]
 
 
-def log_in(browser, url: str, username: str):
+# Who opens each page (a user of hotline.demo.DEMO_USERS); None: nobody logged in. A page of
+# PAGES without an entry is opened by the admin, who may open every page. Add pages here.
+ROLES: dict[str, str | None] = {
+    "/": None,
+    "/login": None,
+    "/console": "agent1",
+    "/wall": "supervisor",
+    "/desk": "dispatcher",
+    "/inbox": "xz_market",
+    "/kb": "editor",
+    "/admin": "admin",
+    "/reports": "supervisor",
+    "/m": None,  # the citizens' portal
+}
+DEFAULT_ROLE = "admin"
+
+
+def shot_name(path: str, template: str) -> str:
+    """The template's name ("/" and "/login" are both login.html); a path for anything else."""
+    return Path(template).stem if template.endswith(".html") else path.strip("/") or "index"
+
+
+def new_page(browser, url: str, username: str | None):
     context = browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
     page = context.new_page()
-    page.goto(f"{url}/login")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.wait_for_selector("body[data-ready=true]")
+    if username is not None:
+        page.goto(f"{url}/login")
+        page.get_by_label("用户名").fill(username)
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url(lambda address: not address.rstrip("/").endswith("/login"))
+        page.wait_for_selector("body[data-ready=true]")
     return page
 
 
-def photograph(url: str, http: httpx.Client, out: Path) -> list[Path]:
+def wait_drawn(page) -> None:
+    """The page's script says it has drawn (data-ready); a page without a script is loaded."""
+    page.wait_for_load_state("networkidle")
+    if page.locator("script[type=module]").count():
+        page.wait_for_selector("body[data-ready=true]")
+
+
+def console_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
+    """A call on the line with the caller's history, a ticket half written, KB results."""
+    if http.get("/api/v1/kb/search", params={"q": "社保卡"}).status_code == 404:
+        page.route(
+            "**/api/v1/kb/search?*",
+            lambda route: route.fulfill(json=kb_sample_results("社保卡")),
+        )
+    page.get_by_role("button", name="就绪").click()
+    page.wait_for_selector("#live-status[data-state=online]")
+    now = datetime.now(UTC)
+    http.post(
+        "/api/v1/calls/events",
+        headers=CTI,
+        json=[
+            event(
+                "shot-call",
+                "offered",
+                now - timedelta(seconds=7),
+                queue="general",
+                caller="13800001001",
+            ),  # fmt: skip
+            event("shot-call", "answered", now - timedelta(seconds=2), agent="agent1"),
+        ],
+    ).raise_for_status()
+    page.wait_for_selector("#caller-history li.history-item")
+    page.get_by_label("诉求内容").fill(
+        "上周在夏湾同一家手机店换的新手机又坏了，商家还是拒绝退货，要求投诉"
+    )
+    page.get_by_label("事发地址").fill("香洲区拱北夏湾路")
+    page.wait_for_selector("#matter-suggestions button")
+    page.locator('#matter-suggestions button[data-code="SC-01"]').click()
+    page.wait_for_selector("#routing-preview .explanation")
+    page.get_by_test_id("kb-search").fill("社保卡")
+    page.wait_for_selector("#kb-results li")
+    page.locator("#ticket-content").focus()
+    return [save(page, out, "console")]
+
+
+def wall_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
+    """The wall, and its TV mode at the same size."""
+    page.wait_for_selector("#rate-chart canvas")
+    page.wait_for_timeout(500)  # the chart draws on the next animation frame
+    shots = [save(page, out, "wall")]
+    page.goto(f"{url}/wall?tv=1")
+    page.wait_for_selector("body[data-ready=true]")
+    page.wait_for_timeout(500)
+    return [*shots, save(page, out, "wall-tv")]
+
+
+def inbox_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
+    """The compact list with a ticket's page open beside it."""
+    page.locator(".ticket-row").first.wait_for()
+    page.locator('.ticket-row[data-status="accepted"] .ticket-number').first.click()
+    page.wait_for_selector("[data-testid=ticket-trail] li")
+    return [save(page, out, "inbox")]
+
+
+def desk_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
+    """The desk's preview for a place that could be two towns: a department per town."""
+    page.locator(".ticket-card").first.wait_for()
+    card = page.locator(".ticket-card", has_text="东澳村")
+    card = card if card.count() else page.locator(".ticket-card").first
+    card.get_by_role("button", name="预览系统建议").click()
+    card.locator(".desk-preview strong").first.wait_for()  # the answer, not "预览中…"
+    return [save(page, out, "desk")]
+
+
+# Pages put into an interesting state before their picture; others are taken as they load.
+SCENES = {
+    "/console": console_scene,
+    "/wall": wall_scene,
+    "/inbox": inbox_scene,
+    "/desk": desk_scene,
+}
+
+
+def save(page, out: Path, name: str) -> Path:
+    path = out / f"{name}.png"
+    page.screenshot(path=path)  # the viewport: 1440×900, as a person sees the screen
+    return path
+
+
+def photograph(url: str, http: httpx.Client, out: Path, only: list[str]) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
-    shots = []
+    sys.path.insert(0, str(REPO))
+    from agents_ui.pages import PAGES
+
+    shots: list[Path] = []
+    seen_templates: set[str] = set()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
-
-        page = log_in(browser, url, "agent1")
-        if http.get("/api/v1/kb/search", params={"q": "社保卡"}).status_code == 404:
-            page.route(
-                "**/api/v1/kb/search?*",
-                lambda route: route.fulfill(json=kb_sample_results("社保卡")),
+        for path, template in PAGES.items():
+            if template in seen_templates or (only and path not in only):
+                continue  # "/" and "/login" are one page
+            seen_templates.add(template)
+            page = new_page(browser, url, ROLES.get(path, DEFAULT_ROLE))
+            page.goto(f"{url}{path}")
+            wait_drawn(page)
+            scene = SCENES.get(path)
+            shots += (
+                scene(page, url, http, out)
+                if scene
+                else [save(page, out, shot_name(path, template))]
             )
-        page.get_by_role("button", name="就绪").click()
-        page.wait_for_selector("#live-status[data-state=online]")
-        now = datetime.now(UTC)
-        http.post(
-            "/api/v1/calls/events",
-            headers=CTI,
-            json=[
-                event(
-                    "shot-call",
-                    "offered",
-                    now - timedelta(seconds=7),
-                    queue="general",
-                    caller="13800001001",
-                ),  # fmt: skip
-                event("shot-call", "answered", now - timedelta(seconds=2), agent="agent1"),
-            ],
-        ).raise_for_status()
-        page.wait_for_selector("#caller-history li.history-item")
-        page.get_by_label("诉求内容").fill(
-            "上周在夏湾同一家手机店换的新手机又坏了，商家还是拒绝退货，要求投诉"
-        )
-        page.get_by_label("事发地址").fill("香洲区拱北夏湾路")
-        page.wait_for_selector("#matter-suggestions button")
-        page.locator('#matter-suggestions button[data-code="SC-01"]').click()
-        page.wait_for_selector("#routing-preview .explanation")
-        page.get_by_test_id("kb-search").fill("社保卡")
-        page.wait_for_selector("#kb-results li")
-        page.locator("#ticket-content").focus()
-        shots.append(out / "console.png")
-        page.screenshot(path=shots[-1], full_page=True)
-        page.context.close()
-
-        page = log_in(browser, url, "supervisor")
-        page.wait_for_selector("#rate-chart canvas")
-        page.wait_for_timeout(500)  # the chart draws on the next animation frame
-        shots.append(out / "wall.png")
-        page.screenshot(path=shots[-1], full_page=True)
-        page.goto(f"{url}/wall?tv=1")
-        page.wait_for_selector("body[data-ready=true]")
-        page.wait_for_timeout(500)
-        shots.append(out / "wall-tv.png")
-        page.screenshot(path=shots[-1], full_page=True)
-        page.context.close()
-
-        page = log_in(browser, url, "xz_market")
-        page.locator(".ticket-card").first.wait_for()
-        shots.append(out / "inbox.png")
-        page.screenshot(path=shots[-1], full_page=True)
-        page.context.close()
-
-        page = log_in(browser, url, "dispatcher")
-        page.locator(".ticket-card").first.wait_for()
-        page.get_by_role("button", name="预览系统建议").first.click()
-        page.wait_for_selector(".desk-preview p")
-        shots.append(out / "desk.png")
-        page.screenshot(path=shots[-1], full_page=True)
-        page.context.close()
+            page.context.close()
         browser.close()
     return shots
 
@@ -242,6 +350,7 @@ def photograph(url: str, http: httpx.Client, out: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots")
+    parser.add_argument("--only", nargs="*", default=[], help="page paths, e.g. /inbox /desk")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hotline-shots-") as tmp:
@@ -267,7 +376,7 @@ def main() -> None:
                         raise SystemExit("hotline serve did not start")
                     time.sleep(0.2)
                 simulate_day(http)
-                for shot in photograph(url, http, args.out):
+                for shot in photograph(url, http, args.out, args.only):
                     print(shot.relative_to(REPO) if shot.is_relative_to(REPO) else shot)
         finally:
             server.send_signal(signal.SIGINT)

@@ -27,6 +27,7 @@ Explanation codes (``ExplanationStep.code``), by step:
   6  desk.ambiguous          several candidate towns (see ``RoutingDecision.candidates``)
   6  desk.outside            the place is outside Zhuhai
   6  desk.no_department      a step found no department (e.g. no city department of the type)
+  location.fixed             the town was fixed by the caller of ``route`` (a desk candidate)
   location.*                 notes of the resolver (see dispatch.routing.resolver), shown at
                              the step that used the location (2, 4 or 5)
 """
@@ -71,6 +72,7 @@ DESK_UNRESOLVED = "desk.unresolved"
 DESK_AMBIGUOUS = "desk.ambiguous"
 DESK_OUTSIDE = "desk.outside"
 DESK_NO_DEPARTMENT = "desk.no_department"
+LOCATION_FIXED = "location.fixed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,11 +115,14 @@ def route(
     received_on: date,
     major: bool = False,
     multi_area: bool = False,
+    town: Town | None = None,
 ) -> RoutingDecision:
     """Decide the department for a request, following the six steps of matters.yaml.
 
     Always returns a decision (DESK when no rule places the request); raises
-    :class:`UnknownMatterError` only for an unknown ``matter_code``.
+    :class:`UnknownMatterError` only for an unknown ``matter_code``. ``town``: the place is
+    taken as this town whatever the names say (the desk asks "if it was this candidate town,
+    who would the rules choose?").
     """
     matter = ruleset.matter(matter_code)
     rule = matter.rule_on(received_on)
@@ -132,7 +137,10 @@ def route(
             f"适用规则{label}（{LEVEL_NAMES[rule.level]}，{type_name}）",
         )
     ]
-    location = resolver.resolve(address, text, received_on)
+    if town is None:
+        location = resolver.resolve(address, text, received_on)
+    else:
+        location = fixed_town(ruleset, town)
     escalated = major or multi_area or location.multi_area
     if escalated:
         department, reason = _escalate(ruleset, rule, type_name, location, major, steps)
@@ -156,6 +164,17 @@ def route(
         candidates=location.ambiguous if department.level == "desk" else (),
         reason_code=reason if department.level == "desk" else None,
         escalated=escalated,
+    )
+
+
+def fixed_town(ruleset: RuleSet, town: Town) -> ResolvedLocation:
+    """A location that is ``town`` for certain, as the resolver would have settled it."""
+    return ResolvedLocation(
+        town=town,
+        area=ruleset.area_by_code.get(town.governing_area),
+        source="fixed",
+        matched=(town.name,),
+        notes=((LOCATION_FIXED, f"假定发生在候选镇街{town.name}"),),
     )
 
 

@@ -63,6 +63,12 @@ class Suggestion(BaseModel):
     )
 
 
+class TownChoice(BaseModel):
+    town: Ref
+    department: Ref
+    explanation: list[Step]
+
+
 class Decision(BaseModel):
     matter: Ref
     level: str
@@ -77,6 +83,11 @@ class Decision(BaseModel):
     needs_confirmation: bool
     low_confidence: bool = False
     suggested_by: str = Field("none", description="model, keywords (fallback) or none")
+    by_town: list[TownChoice] = Field(
+        default_factory=list,
+        description="for each candidate town of an ambiguous place: the department the rules "
+        "choose with that town fixed",
+    )
 
 
 @router.post("/preview", response_model=Decision)

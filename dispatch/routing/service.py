@@ -54,6 +54,7 @@ class Routing:
         received_on: date,
         major: bool = False,
         multi_area: bool = False,
+        town: rs.Town | None = None,
     ) -> RoutingDecision:
         return route(
             self.ruleset,
@@ -64,6 +65,7 @@ class Routing:
             received_on=received_on,
             major=major,
             multi_area=multi_area,
+            town=town,
         )
 
 
@@ -442,6 +444,23 @@ def decide(
         multi_area=multi_area,
     )
     result = describe(decision, suggestions=suggestions, needs_confirmation=needs_confirmation)
+    # A place that could be several towns: what the rules would choose in each of them, so
+    # the desk offers the right department per town (a district-level matter goes to the
+    # district's department there, not to the town's office).
+    result["by_town"] = [
+        _by_town(
+            routing.decide(
+                matter_code=matter_code,
+                text=text,
+                address=address,
+                received_on=day,
+                major=major,
+                multi_area=multi_area,
+                town=town,
+            )
+        )
+        for town in decision.candidates
+    ]
     result["low_confidence"] = understanding.low_confidence
     result["suggested_by"] = understanding.source
     return result
@@ -488,6 +507,16 @@ def describe(
     }
 
 
+def _by_town(decision: RoutingDecision) -> dict[str, Any]:
+    return {
+        "town": _ref(decision.location.town),
+        "department": _ref(decision.department),
+        "explanation": [
+            {"step": s.step, "code": s.code, "message": s.message} for s in decision.explanation
+        ],
+    }
+
+
 def format_decision(result: dict[str, Any]) -> str:
     """The decision as a dispatcher reads it in a terminal."""
     location = result["location"]
@@ -502,10 +531,18 @@ def format_decision(result: dict[str, Any]) -> str:
     ]
     if result["candidates"]:
         lines.append("候选镇街: " + "、".join(c["name"] for c in result["candidates"]))
+    for choice in result.get("by_town", []):
+        department = choice["department"]
+        lines.append(f"  若在{choice['town']['name']}: {department['name']} ({department['code']})")
     if result["needs_confirmation"]:
         lines.append("事项为系统推荐，请确认。")
+    # Reasons are numbered 1, 2, 3 as read; the routing step (1-6) each comes from stays
+    # beside its code, since several reasons may come from one step and some steps give none.
     lines.append("理由:")
-    lines += [f"  {s['step']}. [{s['code']}] {s['message']}" for s in result["explanation"]]
+    lines += [
+        f"  {n}. {s['message']}  [第{s['step']}步 {s['code']}]"
+        for n, s in enumerate(result["explanation"], start=1)
+    ]
     if result["suggestions"]:
         lines.append(
             "推荐事项: "

@@ -16,7 +16,7 @@ from dispatch.tickets.calendar import statutory_holidays
 from dispatch.tickets.models import CalendarOverride, Ticket
 from hotline.core import privacy
 from hotline.core.auth import Principal, SessionDep, current_principal, require_roles
-from hotline.core.errors import NotFound
+from hotline.core.errors import AppError, NotFound
 from hotline.core.models import AuditEntry
 from hotline.core.moments import Day, Moment
 
@@ -165,20 +165,36 @@ def create_ticket(body: TicketCreate, session: SessionDep, principal: Intake) ->
 def list_tickets(
     session: SessionDep,
     principal: Caller,
-    status: Annotated[str | None, Query(max_length=24)] = None,
+    status: Annotated[
+        str | None,
+        Query(max_length=80, description="a status, or several separated by commas"),
+    ] = None,
     due: Annotated[Literal["soon", "overdue"] | None, Query()] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
+    role: Annotated[
+        Literal["lead", "co"] | None, Query(description="lead (主办) or co-handling (协办)")
+    ] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="a ticket number or words of the text")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> list[dict]:
-    """For a department: its inbox (open tickets, soonest deadline first). For hotline roles:
-    every ticket, with the same filters."""
+    """For a department: its inbox (open tickets, soonest deadline first), or with ``status``
+    or ``role`` its other tickets (answered ones newest first). For hotline roles: every
+    ticket, with the same filters. ``q`` searches numbers, content and addresses (for a
+    department, as masked)."""
+    unknown = sorted({s for s in (status or "").split(",") if s} - set(service.STATUSES))
+    if unknown:
+        raise AppError("ticket.unknown_status", f"unknown status {', '.join(unknown)}")
     tickets = service.search(
         session,
         principal,
         status=status,
         due=due,
         department=department,
+        role=role,
+        q=q,
         limit=limit,
         offset=offset,
     )

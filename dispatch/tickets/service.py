@@ -47,6 +47,7 @@ CHANNELS = ("phone", "app", "web", "wechat", "open311", "110")
 # Statuses in which a ticket is in a department's hands (ticket_departments.open).
 INBOX_STATUSES = ("pending_dispatch", "dispatched", "accepted")
 OPEN_STATUSES = ("pending_dispatch", "dispatched", "accepted", "replied", "visited")
+STATUSES = (*OPEN_STATUSES, "closed")
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 DUPLICATE_WINDOW = timedelta(days=7)
 DESK = "DESK"
@@ -605,11 +606,22 @@ def search(
     status: str | None = None,
     due: str | None = None,
     department: str | None = None,
+    role: str | None = None,
+    q: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> list[Ticket]:
-    """A department's inbox (its open tickets by deadline), or any tickets for hotline roles."""
+    """A department's tickets, or any tickets for hotline roles.
+
+    ``status``: one status or several separated by commas (``replied,visited``). Without a
+    status a department gets its inbox (tickets in its hands, soonest deadline first); with
+    ``role`` (``lead`` 主办 or ``co`` 协办) it gets every ticket it has that role on.
+    Tickets no longer running a deadline come newest first. ``q``: a ticket number or words
+    of the content or address; a department's search sees only what it is shown (personal
+    data masked), so it cannot probe for a caller's phone or name.
+    """
     now = utcnow()
+    statuses = [part for part in (status or "").split(",") if part]
     if not (principal.roles & HOTLINE_ROLES):
         codes = sorted(principal.departments)
         if department:
@@ -617,9 +629,14 @@ def search(
                 return []
             codes = [department]
         rows = select(TicketDepartment).where(TicketDepartment.department_code.in_(codes))
+        if role:
+            rows = rows.where(TicketDepartment.role == role)
         # ``open`` mirrors the status (in a department's hands or not), so a status filter
         # stays within one half of the inbox index instead of the department's whole history.
-        rows = rows.where(TicketDepartment.open.is_(status is None or status in INBOX_STATUSES))
+        in_hands = {s in INBOX_STATUSES for s in statuses}
+        open_only = in_hands == {True} or (not statuses and not role)
+        if open_only or in_hands == {False}:
+            rows = rows.where(TicketDepartment.open.is_(open_only))
         rows = _due_filter(rows, due, TicketDepartment, now)
         if len(codes) == 1:
             # One department: its index on (department, open, due_at) serves order and limit.
@@ -633,20 +650,73 @@ def search(
             ).group_by(TicketDepartment.ticket_id)
         page = ordered.subquery()
         query = select(Ticket).join(page, page.c.ticket_id == Ticket.id)
-        if status:
-            query = query.where(Ticket.status == status)
         # NULLS LAST and the row's own ticket_id are the order of the index
         # (department_code, open, due_at, ticket_id): the first page is read, not sorted.
-        query = query.order_by(page.c.due.asc().nulls_last(), page.c.ticket_id)
+        # Answered tickets have no deadline: the newest first is what one looks for.
+        newest_first = page.c.ticket_id.desc() if not open_only else page.c.ticket_id
+        query = query.order_by(page.c.due.asc().nulls_last(), newest_first)
     else:
         query = select(Ticket)
         if department:
             query = query.where(Ticket.lead_department == department)
-        if status:
-            query = query.where(Ticket.status == status)
+        if role == "co" or (role == "lead" and department):
+            co = select(TicketDepartment.ticket_id).where(TicketDepartment.role == role)
+            if department:
+                co = co.where(TicketDepartment.department_code == department)
+            query = query.where(Ticket.id.in_(co))
         query = _due_filter(query, due, Ticket, now)
         query = query.order_by(Ticket.due_at.is_(None), Ticket.due_at, Ticket.id)
-    return list(session.scalars(query.offset(offset).limit(limit)))
+    if len(statuses) == 1:
+        query = query.where(Ticket.status == statuses[0])
+    elif statuses:
+        query = query.where(Ticket.status.in_(statuses))
+    text = (q or "").strip()
+    if not text:
+        return list(session.scalars(query.offset(offset).limit(limit)))
+    matches = [
+        Ticket.number.contains(text.upper(), autoescape=True),
+        Ticket.content.contains(text, autoescape=True),
+        Ticket.address.contains(text, autoescape=True),
+    ]
+    if principal.roles & HOTLINE_ROLES:
+        digits = normalise_phone(text)
+        if len(digits) >= 4 and digits.lstrip("+").isdigit():
+            matches.append(Ticket.caller_phone.contains(digits, autoescape=True))
+        matches.append(Ticket.caller_name == text)
+        query = query.where(or_(*matches))
+        return list(session.scalars(query.offset(offset).limit(limit)))
+    # A department: the database narrows, the masked text decides (a phone number in the
+    # content must not be findable by someone who is shown only 138****9999). Pages are
+    # counted after that check, reading on until a page is full.
+    query = query.where(or_(*matches))
+    found: list[Ticket] = []
+    skipped = 0
+    batch = max(limit, 50)
+    start = 0
+    while len(found) < limit:
+        chunk = list(session.scalars(query.offset(start).limit(batch)))
+        for ticket in chunk:
+            if not _department_sees(ticket, text):
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            found.append(ticket)
+            if len(found) == limit:
+                break
+        if len(chunk) < batch:
+            break
+        start += batch
+    return found
+
+
+def _department_sees(ticket: Ticket, text: str) -> bool:
+    if text.upper() in ticket.number:
+        return True
+    known = privacy.known_caller(ticket.caller_phone, ticket.caller_name)
+    return any(
+        text in privacy.mask_text(field, known) for field in (ticket.content, ticket.address)
+    )
 
 
 def _due_filter(query, due: str | None, table, now: datetime):

@@ -331,7 +331,17 @@ def _department_calls(scene: Scene) -> dict[tuple[str, str], Callable[[], list[s
     def inbox() -> list[str]:
         return [
             _ok(client.get("/api/v1/tickets", params=params, headers=market)).text
-            for params in ({}, {"status": "replied"}, {"status": "accepted"}, {"due": "soon"})
+            for params in (
+                {},
+                {"status": "replied"},
+                {"status": "accepted"},
+                {"due": "soon"},
+                # The inbox's tabs and search (issue 20): answered and co-handled tickets too.
+                {"status": "replied,visited", "role": "lead"},
+                {"status": "closed"},
+                {"role": "co"},
+                {"q": "退款", "status": "dispatched,accepted,replied,visited,closed"},
+            )
         ]
 
     def progress() -> list[str]:
@@ -448,6 +458,24 @@ def test_no_department_route_shows_a_callers_personal_data(scene):
     as_department = json.loads(answers[("GET", "/api/v1/tickets/{number}")][1])
     masked = next(e for e in as_department["trail"] if e["action"] == "open311_submitted")
     assert masked["detail"]["email"] == "l***@example.org"
+
+
+def test_a_department_cannot_search_for_a_callers_personal_data(scene):
+    """The inbox's search (``q``) matches what the department is shown, not the originals:
+    otherwise a search for a phone number would tell which ticket holds it."""
+    every = "pending_dispatch,dispatched,accepted,replied,visited,closed"
+
+    def search(who: str, q: str) -> list[str]:
+        params = {"q": q, "status": every, "limit": 200}
+        answer = _ok(scene.client.get("/api/v1/tickets", params=params, headers=scene.headers[who]))
+        return [t["number"] for t in answer.json()]
+
+    probes = [*ORIGINALS, CALLER_NAME, "张三丰", CALLER_PHONE[-8:], "zhang.san", "440402199001"]
+    for probe in probes:
+        assert search("market", probe) == [], probe
+    assert scene.api_ticket in search("agent", CALLER_PHONE)  # hotline staff search by phone
+    assert scene.api_ticket in search("market", "商家拒绝退款")
+    assert search("market", scene.api_ticket) == [scene.api_ticket]
 
 
 @pytest.mark.parametrize("who", ["agent", "dispatcher", "supervisor"])

@@ -20,6 +20,10 @@ const MY_TICKETS_KEPT = 10;
 // A screen pop replayed after a reload is shown again only while the call may still be on.
 const POP_FRESH_MS = 10 * 60 * 1000;
 
+// The call on the line: {call_id, caller, tickets: [numbers filed during it]}. It stays until
+// the call ends, so every ticket the caller asks for in one call is linked to that call.
+let currentCall = null;
+
 async function main(me) {
   const form = $("#ticket-form");
   const kb = mountKbPane($("#kb-pane"));
@@ -109,6 +113,9 @@ async function loadState(me) {
 }
 
 function showState(state) {
+  // The agent left the call (the telephony's end event moved them to 话后整理, or they
+  // changed state by hand): the call is over, and the next ticket is not linked to it.
+  if (state !== "on_call" && currentCall) endCall();
   $("#state-current").textContent = AGENT_STATE_LABELS[state] || state;
   $("#state-current").dataset.state = state;
   for (const button of document.querySelectorAll(".state-button")) {
@@ -131,6 +138,9 @@ async function setState(state) {
 // -- the call and the caller's history ------------------------------------------------------------
 
 function showCall(call) {
+  if (!currentCall || currentCall.call_id !== call.call_id) {
+    currentCall = { call_id: call.call_id, caller: call.caller, tickets: [] };
+  }
   const panel = $("[data-testid=incoming-call]");
   panel.dataset.callId = call.call_id;
   panel.classList.add("has-call");
@@ -146,10 +156,45 @@ function showCall(call) {
   if (call.caller && (!form.caller_phone.value || !form.content.value.trim())) {
     form.caller_phone.value = call.caller;
   }
-  form.dataset.callId = call.call_id;
+  linkForm(form);
+  drawCallTickets();
+}
+
+/** Link the ticket form to the current call (again after each ticket filed during it). */
+function linkForm(form) {
   const link = $("#call-link");
-  link.textContent = `本工单将关联通话 ${call.call_id}`;
+  if (!currentCall) {
+    delete form.dataset.callId;
+    link.hidden = true;
+    return;
+  }
+  form.dataset.callId = currentCall.call_id;
+  link.textContent = `本工单将关联通话 ${currentCall.call_id}`;
   link.hidden = false;
+}
+
+/** The tickets filed during the current call, shown in the call panel until it ends. */
+function drawCallTickets() {
+  const box = $("#call-tickets");
+  const numbers = currentCall ? currentCall.tickets : [];
+  box.hidden = !numbers.length;
+  replaceChildren(box, numbers.length
+    ? [h("span", {}, `本次通话已提交工单 ${numbers.length} 件：`),
+      numbers.map((n, i) => [i ? "、" : "", h("span", { class: "ticket-number", "data-number": n }, n)])]
+    : []);
+}
+
+function endCall() {
+  const ended = currentCall;
+  currentCall = null;
+  const panel = $("[data-testid=incoming-call]");
+  panel.classList.remove("has-call");
+  panel.dataset.callId = "";
+  const filed = ended.tickets.length ? `，已提交工单 ${ended.tickets.join("、")}` : "";
+  $("#call-summary").textContent = `通话 ${ended.call_id} 已结束${filed}。`;
+  drawCallTickets();
+  const form = $("#ticket-form");
+  if (form.dataset.callId === ended.call_id) linkForm(form);
 }
 
 function drawHistory(history) {
@@ -406,6 +451,10 @@ async function submitTicket(form, myTickets) {
       ? `；可能重复：${ticket.possible_duplicates.join("、")}` : "";
     result.textContent = `已提交工单 ${ticket.number}，派往 ${department}${duplicates}。`;
     result.dataset.number = ticket.number;
+    if (currentCall && body.call_id === currentCall.call_id) {
+      currentCall.tickets.push(ticket.number);
+      drawCallTickets();
+    }
     myTickets.add(ticket);
     newTicket(form, { keepResult: true });
   } catch (err) {
@@ -416,9 +465,14 @@ async function submitTicket(form, myTickets) {
 }
 
 function newTicket(form, { keepResult = false } = {}) {
+  const [phone, name] = currentCall ? [form.caller_phone.value, form.caller_name.value] : ["", ""];
   form.reset();
-  delete form.dataset.callId;
-  $("#call-link").hidden = true;
+  // Still on the call: the caller's next request is linked to it too, with their number.
+  linkForm(form);
+  if (currentCall) {
+    form.caller_phone.value = phone || currentCall.caller || "";
+    form.caller_name.value = name;
+  }
   showError($("#ticket-error"), "");
   if (!keepResult) $("#ticket-result").textContent = "";
   suggestRound += 1;

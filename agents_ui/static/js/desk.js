@@ -6,7 +6,7 @@ import { api, describeError } from "./api.js";
 import {
   $, coalesce, fmtDateTime, h, reconcileList, replaceChildren, statusBadge,
 } from "./dom.js";
-import { announce, markReady, prepareLive, showError, startPage } from "./shell.js";
+import { markReady, notify, prepareLive, showError, startPage } from "./shell.js";
 
 const LEVEL_GROUPS = [["city", "市级部门"], ["area", "区级部门和功能区"], ["town", "镇街"]];
 
@@ -108,18 +108,23 @@ async function main(me) {
       });
       const desk = d.department.code === "DESK";
       const options = new Set([...select.options].map((o) => o.value));
-      // A place that could be several towns: offer each town's office (T-<town code>).
+      // A place that could be several towns: per candidate town, the department the rules
+      // choose there (a district-level matter goes to that town's district department, a
+      // town-level one to the town's office), labelled with the town.
       const places = d.candidates.length ? d.candidates : d.location.ambiguous;
-      const offices = places.filter((p) => options.has(`T-${p.code}`));
+      const choices = (d.by_town || []).filter((c) => options.has(c.department.code));
       replaceChildren(box,
         h("p", {}, "系统建议：", h("strong", {}, desk ? "仍需人工判断" : d.department.name),
           desk ? "" : `（${d.department.code}）`),
         places.length ? h("p", {}, "可能的属地：", places.map((c) => c.name).join("、")) : null,
-        offices.length
-          ? h("div", { class: "button-row" }, offices.map((p) => h("button", {
-            type: "button", class: "button-small",
-            on: { click: () => { select.value = `T-${p.code}`; select.focus(); } },
-          }, `选择${select.querySelector(`option[value="${CSS.escape(`T-${p.code}`)}"]`).textContent}`)))
+        choices.length
+          ? h("ul", { class: "town-choices", "aria-label": "按候选镇街的规则建议" }, choices.map((c) => h("li", {},
+            h("button", {
+              type: "button", class: "button-small", "data-town": c.town.code,
+              "data-department": c.department.code,
+              title: c.explanation.map((s) => s.message).join("；"),
+              on: { click: () => { select.value = c.department.code; select.focus(); } },
+            }, `若在${c.town.name}：选择${c.department.name}（${c.department.code}）`))))
           : null,
         desk ? null : h("ol", { class: "explanation" }, d.explanation.map((s) => h("li", {}, s.message))));
       if (!desk && options.has(d.department.code)) select.value = d.department.code;
@@ -139,7 +144,7 @@ async function main(me) {
         method: "POST",
         json: { department: select.value, final_ruling: ruling.checked, version: ticket.version },
       });
-      announce(`已派单：${updated.number} → ${select.selectedOptions[0].textContent}`);
+      notify($("#desk-notice"), `已派单：${updated.number} → ${select.selectedOptions[0].textContent}`);
       await load();
       $("#desk-heading").focus();
     } catch (err) {

@@ -105,3 +105,28 @@ export function showError(el, message) {
   el.textContent = message || "";
   el.hidden = !message;
 }
+
+/**
+ * A visible confirmation (or failure) of what the user just did, in the page's notice box,
+ * read to screen readers as well. `action`: an optional {label, run} button in it, e.g. to
+ * follow the ticket to the tab it moved to. It stays until the next notice or its close button.
+ */
+export function notify(el, text, { kind = "success", action = null } = {}) {
+  const close = h("button", {
+    type: "button", class: "button-quiet button-small notice-close",
+    on: { click: () => { el.hidden = true; } },
+  }, "知道了");
+  const follow = action
+    ? h("button", {
+      type: "button", class: "button-small",
+      on: { click: () => { el.hidden = true; action.run(); } },
+    }, action.label)
+    : null;
+  replaceChildren(el,
+    h("span", { class: "notice-icon", "aria-hidden": "true" }, kind === "error" ? "✖" : "✔"),
+    h("span", { class: "notice-text" }, text), follow, close);
+  el.className = `notice notice-${kind}`;
+  el.dataset.kind = kind;
+  el.hidden = false;
+  announce(text, { assertive: kind === "error" });
+}

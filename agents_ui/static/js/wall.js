@@ -23,6 +23,8 @@ const state = {
   departments: new Map(),
   alerts: [],
   chart: null,
+  chartFigures: null, // [windows, figures] last drawn, to redraw at another type size
+  chartFontPx: 0,
 };
 
 function verdict(rate, target) {
@@ -165,16 +167,26 @@ function drawChart(windows, figures) {
   const data = [xs, rates, targets];
   const box = $("#rate-chart");
   const width = Math.max(300, box.clientWidth || 600);
+  state.chartFigures = [windows, figures];
   if (!state.chart) {
-    const axis = { stroke: "#cbd5e1", grid: { stroke: "#24324b" }, ticks: { stroke: "#24324b" } };
+    // Canvas text does not follow CSS: the axes take the page's type size (larger on a TV).
+    const px = rootFontPx();
+    state.chartFontPx = px;
+    const font = `${Math.round(px * 0.8)}px system-ui, sans-serif`;
+    const axis = {
+      stroke: "#cbd5e1", grid: { stroke: "#24324b" }, ticks: { stroke: "#24324b" }, font,
+    };
     state.chart = new uPlot({
       width,
-      height: 230,
+      height: CHART_HEIGHT,
       tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), TIME_ZONE),
+      padding: [Math.round(px * 0.6), Math.round(px * 1.8), 0, 0], // room for the last label
       scales: { y: { range: (u, min) => [Math.min(50, Math.floor((min ?? 100) / 10) * 10), 100] } },
       axes: [
-        { ...axis, values: (u, ticks) => ticks.map((t) => fmtTime(t * 1000)) },
-        { ...axis, values: (u, ticks) => ticks.map((t) => `${t}%`), size: 56 },
+        { ...axis, values: (u, ticks) => ticks.map((t) => fmtTime(t * 1000)),
+          size: Math.round(px * 2.6), space: Math.round(px * 4.5) },
+        { ...axis, values: (u, ticks) => ticks.map((t) => `${t}%`), size: Math.round(px * 3.6),
+          space: Math.round(px * 2.2) },
       ],
       series: [
         { label: "时段", value: (u, v) => (v === null ? "—" : fmtTime(v * 1000)) },
@@ -185,15 +197,44 @@ function drawChart(windows, figures) {
       ],
       legend: { live: false },
     }, data, box);
-    new ResizeObserver(() => {
-      if (state.chart && box.clientWidth) state.chart.setSize({ width: box.clientWidth, height: 230 });
-    }).observe(box);
+    if (!state.chartObserved) {
+      new ResizeObserver(fitChart).observe(box);
+      state.chartObserved = true;
+    }
+    fitChart();
   } else {
     state.chart.setData(data);
   }
   replaceChildren($("#rate-table tbody"), windows.map((w, i) => h("tr", {},
     h("td", {}, `${fmtTime(w.start)}–${fmtTime(Math.min(w.start + 3600000, Date.now()))}`),
     h("td", {}, fmtPercent(figures[i].rate)), h("td", {}, `${figures[i].offered} 通`))));
+}
+
+const CHART_HEIGHT = 230;
+
+/** The chart fills its box: 230 px on the normal wall, the tile's remaining height on a TV. */
+function rootFontPx() {
+  return parseFloat(getComputedStyle(document.documentElement).fontSize) || 16;
+}
+
+function fitChart() {
+  const box = $("#rate-chart");
+  if (!state.chart || !box.clientWidth) return;
+  if (Math.abs(rootFontPx() - state.chartFontPx) > 0.5 && state.chartFigures) {
+    state.chart.destroy();
+    state.chart = null;
+    drawChart(...state.chartFigures);
+    return;
+  }
+  let height = CHART_HEIGHT;
+  if (document.body.classList.contains("tv")) {
+    const legend = box.querySelector(".u-legend");
+    height = Math.max(80, box.clientHeight - (legend ? legend.offsetHeight : 0) - 8);
+  }
+  const size = { width: box.clientWidth, height };
+  if (state.chart.width !== size.width || Math.abs(state.chart.height - size.height) > 1) {
+    state.chart.setSize(size);
+  }
 }
 
 // -- staffing --------------------------------------------------------------------------------------
@@ -235,6 +276,8 @@ async function loadDepartments() {
 
 function setTv(on) {
   document.body.classList.toggle("tv", on);
+  document.documentElement.classList.toggle("tv", on); // the root font follows the screen
+  fitChart();
   $("#fullscreen-button").setAttribute("aria-pressed", String(on));
   $("#fullscreen-button").firstChild.textContent = on ? "退出全屏 " : "全屏显示 ";
 }

@@ -104,6 +104,42 @@ def test_desk_cases_carry_reason_and_candidates(client, agent):
     assert outside["department"]["code"] == "DESK" and outside["location"]["outside"] is True
 
 
+def test_ambiguous_place_offers_the_rule_chosen_department_per_candidate_town(client, agent):
+    # HB-01 is a district-level matter: in 万山镇 (run by the 万山 functional area) and in
+    # 乾务镇 (斗门区) the rules choose different departments, neither of them the town office.
+    result = preview(client, agent, text="东澳村有工厂偷排", address="", matter_code="HB-01")
+    assert result["department"]["code"] == "DESK"
+    choices = {c["town"]["name"]: c for c in result["by_town"]}
+    assert set(choices) == {"万山镇", "乾务镇"}
+    for town, choice in choices.items():
+        department = choice["department"]["code"]
+        assert department != "DESK" and not department.startswith("T-"), (town, department)
+        assert choice["explanation"][0]["code"] == "matter.rule"
+        assert any(step["code"] == "location.fixed" for step in choice["explanation"])
+    assert choices["万山镇"]["department"] != choices["乾务镇"]["department"]
+    # A town-level matter at the same place: each town's own office.
+    town_level = preview(client, agent, text="东澳村烧烤油烟", address="", matter_code="HB-02")
+    assert {c["department"]["code"] for c in town_level["by_town"]} == {
+        "T-440402106",
+        "T-440403105",
+    }
+    placed = preview(client, agent, text="", address="斗门区井岸镇", matter_code="HB-01")
+    assert placed["by_town"] == []
+
+
+def test_the_terminal_numbers_the_reasons_one_two_three(client, agent):
+    from dispatch.routing.service import format_decision
+
+    result = preview(client, agent, text="东澳村有工厂偷排", address="", matter_code="HB-01")
+    text = format_decision(result)
+    reasons = text.split("理由:\n", 1)[1].splitlines()[: len(result["explanation"])]
+    assert len(reasons) == len(result["explanation"]) >= 3
+    for n, (line, step) in enumerate(zip(reasons, result["explanation"], strict=True), start=1):
+        assert line.startswith(f"  {n}. {step['message']}"), line
+        assert line.endswith(f"[第{step['step']}步 {step['code']}]"), line
+    assert "若在万山镇: 万山区综合执法局 (WS-ENFORCE)" in text
+
+
 def test_rule_change_applies_from_its_effective_date_and_is_audited(client, agent, admin):
     body = {"text": "公交司机不停站", "address": "斗门区井岸镇", "matter_code": "JT-02"}
     before = preview(client, agent, **body, received_at="2027-01-31T09:00:00+08:00")
@@ -247,7 +283,7 @@ def test_cli_route_prints_the_decision_and_explanation():
     )
     assert result.exit_code == 0, result.output
     assert "T-440402003" in result.output  # 前山街道 before 凤山街道 existed
-    assert "[town.office]" in result.output
+    assert "[第5步 town.office]" in result.output  # the step beside the code (README)
     later = CliRunner().invoke(
         app, ["route", "--address", "梅溪牌坊", "--matter", "HB-02", "--date", "2021-01-01"]
     )

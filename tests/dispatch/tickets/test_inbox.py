@@ -94,6 +94,54 @@ def test_a_department_inbox_lists_its_open_tickets_soonest_deadline_first(desk):
     assert set(desk.numbers("supervisor", department=GX_MARKET)) == {as_co, elsewhere}
 
 
+def test_a_department_finds_its_answered_and_co_handled_tickets_again(desk):
+    first_reply = desk.ticket_in("replied", content="超市卖过期牛奶，要求退款")
+    visited = desk.ticket_in("visited")
+    second_reply = desk.ticket_in("replied")
+    closed = desk.ticket_in("closed")
+    open_ = desk.create()["number"]
+    co_open = desk.create(address=TANGJIAWAN, co_departments=[MARKET])["number"]
+    co_closed = desk.create(address=TANGJIAWAN, co_departments=[MARKET])["number"]
+    desk.act(co_closed, "answer-directly", "agent", answer="已当场答复")
+
+    # Answered tickets: newest first, replied and visited together in one tab.
+    assert desk.numbers("market", status="replied,visited") == [second_reply, visited, first_reply]
+    assert desk.numbers("market", status="closed", role="lead") == [closed]
+    assert desk.numbers("market", status="closed") == [co_closed, closed]
+    # Co-handling (协办): every ticket the department co-handles, open or not.
+    assert desk.numbers("market", role="co") == [co_open, co_closed]
+    assert desk.numbers("market", role="co", status="closed") == [co_closed]
+    assert desk.numbers("gx_market", role="co") == []
+    assert open_ in desk.numbers("market", role="lead")
+    assert set(desk.numbers("supervisor", role="co")) == {co_open, co_closed}
+
+    # Search by number (whole or a part) and by words of the content.
+    assert desk.numbers("market", status="replied,visited", q=first_reply) == [first_reply]
+    assert desk.numbers("market", status="replied,visited", q=first_reply[-6:].lower()) == [
+        first_reply
+    ]
+    assert desk.numbers("market", status="replied,visited", q="过期牛奶") == [first_reply]
+    assert desk.numbers("market", q="过期牛奶") == []  # not in the open inbox
+    assert desk.numbers("gx_market", status="replied,visited", q="过期牛奶") == []
+    refused = desk.client.get(
+        "/api/v1/tickets", params={"status": "replied,lost"}, headers=desk.headers["market"]
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "ticket.unknown_status"
+
+
+def test_a_department_cannot_find_tickets_by_the_callers_masked_data(desk):
+    number = desk.create(content=f"商家拒绝退款，请回电{PHONE}", caller_name="王小明")["number"]
+    for probe in (PHONE, PHONE[3:], "王小明"):
+        assert desk.numbers("market", q=probe) == [], probe
+        assert desk.numbers("agent", q=probe) == [number], probe
+    assert desk.numbers("market", q="请回电") == [number]
+    # Pages count what the department may find, not what the database matched.
+    others = [desk.create(content=f"第{n}件：商家拒绝退款")["number"] for n in range(3)]
+    pages = [desk.numbers("market", q="商家拒绝退款", limit=2, offset=o) for o in (0, 2)]
+    assert sorted(pages[0] + pages[1]) == sorted([number, *others])
+
+
 def test_a_member_of_two_departments_pages_through_each_ticket_once(desk):
     both = desk.create(co_departments=["XZ-GOV"])["number"]  # lead XZ-MARKET, co XZ-GOV
     market_only = desk.create()["number"]
