@@ -131,7 +131,36 @@ class TicketAction(Base):
     department_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    __table_args__ = (Index("ix_ticket_actions_ticket_id", "ticket_id", "id"),)
+    __table_args__ = (
+        Index("ix_ticket_actions_ticket_id", "ticket_id", "id"),
+        # Reports count one kind of action (returns) over a period's tickets: the few rows of
+        # that action, not every ticket's whole trail.
+        Index("ix_ticket_actions_action", "action", "ticket_id"),
+    )
+
+
+class FollowUp(Base):
+    """One follow-up visit (回访) and the citizen's verdict on the handling.
+
+    ``source`` says who asked: ``hotline`` (an agent's call back, the ``visit`` action) or
+    another channel with its own rating (a citizens' portal); satisfaction figures are counted
+    per source and summed, so a new source is a new value here, not a new table.
+    ``department_code`` is the lead department whose handling was judged, as it was then.
+    """
+
+    __tablename__ = "follow_ups"
+
+    id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id", ondelete="CASCADE"))
+    department_code: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(String(16), default="hotline")
+    # satisfied | basically_satisfied | unsatisfied
+    satisfaction: Mapped[str] = mapped_column(String(24))
+    resolved: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_follow_ups_ticket_id", "ticket_id"),)
 
 
 class ExtensionRequest(Base):

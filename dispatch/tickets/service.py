@@ -30,6 +30,7 @@ from dispatch.tickets.calendar import WorkingCalendar
 from dispatch.tickets.models import (
     CalendarOverride,
     ExtensionRequest,
+    FollowUp,
     Ticket,
     TicketAction,
     TicketDepartment,
@@ -893,6 +894,17 @@ def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
         raise AppError("ticket.bad_satisfaction", f"satisfaction must be one of {SATISFACTION}")
     resolved = bool(body.get("resolved", satisfaction != "unsatisfied"))
     ticket.satisfaction, ticket.resolved = satisfaction, resolved
+    session.add(
+        FollowUp(
+            ticket_id=ticket.id,
+            department_code=ticket.lead_department,
+            source="hotline",
+            satisfaction=satisfaction,
+            resolved=resolved,
+            actor=principal.username,
+            at=now,
+        )
+    )
     if satisfaction == "unsatisfied":
         ticket.status = "accepted"  # 重办: back to the same department, with a new deadline
         ticket.reopen_count += 1
