@@ -40,11 +40,17 @@ def departments(
     end: Day | None = None,
     area: Area = None,
     source: Code = None,
+    with_sources: bool = False,
 ) -> dict[str, Any]:
     """Each department's figures, rates and composite score (weights included), ranked, with
-    the change from the previous period."""
+    the change from the previous period. ``with_sources``: the follow-ups' verdicts per source
+    as well (one more pass over the period's visits)."""
     return service.departments_report(
-        session, the_period=_period(month, start, end), area=area, source=source
+        session,
+        the_period=_period(month, start, end),
+        area=area,
+        source=source,
+        with_sources=with_sources,
     )
 
 
@@ -125,7 +131,9 @@ def drill(
 
 def _tables(session, month, start, end, area, source) -> tuple[service.Period, list]:
     the_period = _period(month, start, end)
-    report = service.departments_report(session, the_period=the_period, area=area, source=source)
+    report = service.departments_report(
+        session, the_period=the_period, area=area, source=source, with_sources=True
+    )
     weeks = service.trends(session, unit="week", the_period=the_period, area=area, source=source)
     months = service.trends(session, unit="month", the_period=the_period, area=area, source=source)
     matrix = service.matters_by_area(session, the_period=the_period, area=area)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, select
+from sqlalchemy import String, and_, case, cast, func, literal, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -277,34 +277,50 @@ def _counted(source: Source, condition: ColumnElement[bool] | None):
     return func.count(func.distinct(case((condition, pair)) if condition is not None else pair))
 
 
+# The follow-up verdicts as counted on the ticket row: without a choice of source, the
+# tickets' one pass gives them, and no visit needs to be joined.
+_VISIT_COLUMNS = {
+    "satisfied": Ticket.visits_satisfied,
+    "basically_satisfied": Ticket.visits_basically_satisfied,
+    "unsatisfied": Ticket.visits_unsatisfied,
+}
+
+
 def counts(
     session: Session,
     filters: Filters,
     *,
-    key: Callable[[Source], Any] | None = None,
+    key: Callable[[Source], tuple[Any, ...]] | None = None,
     now: datetime | None = None,
-) -> dict[Any, dict[str, int]]:
-    """Every figure, grouped by ``key(source)`` (default: the department): one query per
-    source table, each a single pass over the period's rows."""
+) -> dict[tuple[Any, ...], dict[str, int]]:
+    """Every figure, grouped by the columns ``key(source)`` gives (default: the department):
+    one query per source table, each a single pass over the period's rows."""
     now = now or utcnow()
-    key = key or (lambda source: source.department)
-    grouped: dict[Any, dict[str, int]] = {}
-    for source in (TICKETS, RETURNS, EXTENSIONS, FOLLOW_UPS):
+    key = key or (lambda source: (source.department,))
+    if session.get_bind().dialect.name == "postgresql":
+        # Months of rows grouped by period and department: with the default 4 MB PostgreSQL
+        # sorts them on disk; in memory they are hashed (for this transaction only).
+        session.execute(text("SET LOCAL work_mem = '64MB'"))
+    grouped: dict[tuple[Any, ...], dict[str, int]] = {}
+    sources = [TICKETS, RETURNS, EXTENSIONS] + ([FOLLOW_UPS] if filters.source else [])
+    for source in sources:
         figures = [f for f in FIGURES.values() if f.source is source]
-        group = key(source)
+        columns = [_counted(source, f.condition(now)).label(f.name) for f in figures]
+        if source is TICKETS and not filters.source:
+            visits = [func.coalesce(func.sum(c), 0) for c in _VISIT_COLUMNS.values()]
+            columns += [v.label(name) for v, name in zip(visits, _VISIT_COLUMNS, strict=True)]
+            columns.append((visits[0] + visits[1] + visits[2]).label("visits"))
+        groups = key(source)
         query = (
             _from(source)
-            .add_columns(
-                group.label("key"),
-                *(_counted(source, f.condition(now)).label(f.name) for f in figures),
-            )
+            .add_columns(*(g.label(f"key{i}") for i, g in enumerate(groups)), *columns)
             .where(*_cohort(filters, source))
-            .group_by(group)
+            .group_by(*groups)
         )
         for row in session.execute(query):
-            values = grouped.setdefault(row.key, dict.fromkeys(COUNTS, 0))
-            for f in figures:
-                values[f.name] = getattr(row, f.name)
+            values = grouped.setdefault(tuple(row[: len(groups)]), dict.fromkeys(COUNTS, 0))
+            for column in columns:
+                values[column.name] = int(row._mapping[column.name])
     return grouped
 
 
@@ -405,24 +421,24 @@ def check_area(session: Session, area: str | None) -> None:
 
 
 def _rows(
-    session: Session, filters: Filters, part_weights: dict[str, float], now: datetime
+    departments: dict[str, str],
+    grouped: dict[str, dict[str, int]],
+    part_weights: dict[str, float],
+    sources: dict[str, dict[str, dict[str, int]]] | None,
 ) -> list[dict[str, Any]]:
-    departments = _names(session)[0]
-    grouped = counts(session, filters, now=now)
-    sources = by_source(session, filters)
     rows = []
     for code, c in grouped.items():
         row_rates = rates(c)
-        rows.append(
-            {
-                "key": code,
-                "name": departments.get(code, code),
-                "counts": c,
-                "rates": row_rates,
-                "score": score(row_rates, part_weights),
-                "satisfaction_by_source": sources.get(code, {}),
-            }
-        )
+        row = {
+            "key": code,
+            "name": departments.get(code, code),
+            "counts": c,
+            "rates": row_rates,
+            "score": score(row_rates, part_weights),
+        }
+        if sources is not None:
+            row["satisfaction_by_source"] = sources.get(code, {})
+        rows.append(row)
     return _ranked(rows)
 
 
@@ -432,19 +448,33 @@ def departments_report(
     the_period: Period,
     area: str | None = None,
     source: str | None = None,
+    with_sources: bool = False,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Each department's figures, rates and composite score over the period, ranked, with the
-    change from the previous period (score, rank and tickets received)."""
+    change from the previous period (score, rank and tickets received). ``with_sources``:
+    each department's verdicts per source of follow-ups too (``satisfaction_by_source``)."""
     now = now or utcnow()
     check_area(session, area)
+    departments, _, areas = _names(session)
     part_weights = weights()
-    current = _rows(session, Filters(the_period, area=area, source=source), part_weights, now)
     before = the_period.previous()
-    previous = {
-        r["key"]: r
-        for r in _rows(session, Filters(before, area=area, source=source), part_weights, now)
-    }
+    # Both periods in one pass over their rows: which one a row is in, by its receipt.
+    which = case((Ticket.received_at < the_period.start, literal(0)), else_=literal(1))
+    both = counts(
+        session,
+        Filters(Period(before.first, the_period.last), area=area, source=source),
+        key=lambda s: (which, s.department),
+        now=now,
+    )
+    split: list[dict[str, dict[str, int]]] = [{}, {}]
+    for (index, code), c in both.items():
+        split[index][code] = c
+    sources = (
+        by_source(session, Filters(the_period, area=area, source=source)) if with_sources else None
+    )
+    current = _rows(departments, split[1], part_weights, sources)
+    previous = {r["key"]: r for r in _rows(departments, split[0], part_weights, None)}
     for r in current:
         was = previous.get(r["key"])
         r["previous"] = (
@@ -470,7 +500,7 @@ def departments_report(
         "period": the_period.as_dict(),
         "previous_period": before.as_dict(),
         "area": area,
-        "areas": [{"key": code, "name": name} for code, name in _names(session)[2].items()],
+        "areas": [{"key": code, "name": name} for code, name in areas.items()],
         "source": source,
         "sources": SOURCES,
         "weights": part_weights,
@@ -516,11 +546,11 @@ def trends(
         else_=literal(len(buckets)),
     )
     filters = Filters(span, area=area, department=department, source=source)
-    grouped = counts(session, filters, key=lambda source: bucket_of, now=now)
+    grouped = counts(session, filters, key=lambda source: (bucket_of,), now=now)
     part_weights = weights()
     points = []
     for i, b in enumerate(buckets):
-        c = grouped.get(i, dict.fromkeys(COUNTS, 0))
+        c = grouped.get((i,), dict.fromkeys(COUNTS, 0))
         bucket_rates = rates(c)
         points.append(
             {

@@ -78,6 +78,9 @@ def _ticket(
         "created_at": received_at,
         "updated_at": received_at,
         "ruled_departments": [],
+        "visits_satisfied": 0,
+        "visits_basically_satisfied": 0,
+        "visits_unsatisfied": 0,
     }
 
 
@@ -160,6 +163,7 @@ def generate(
             if rng.random() < 0.75:
                 visits.append(rng.choices(VERDICTS, weights=(70, 20, 10))[0])
             for verdict in visits:
+                t[f"visits_{verdict}"] += 1
                 pending["follow_ups"].append(
                     {
                         "ticket_id": t["id"],

@@ -65,7 +65,7 @@ def test_the_lifecycle_leaves_what_the_oversight_counts(desk, oversight_clock):
     desk.act(extended, "visit", "supervisor", satisfaction="basically_satisfied")
     clock.set(zhuhai(2026, 11, 20, 12, 0))  # GX-MARKET never accepted: overdue now
 
-    answer = get(desk, "/api/v1/oversight/departments", month="2026-11").json()
+    answer = get(desk, "/api/v1/oversight/departments", month="2026-11", with_sources="true").json()
     rows = {r["key"]: r for r in answer["rows"]}
     assert set(rows) == {MARKET, GX_MARKET}
     market = rows[MARKET]["counts"]

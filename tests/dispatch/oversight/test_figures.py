@@ -110,7 +110,7 @@ def test_satisfaction_of_one_source_is_counted_apart(history):
     answer = report(source="portal")
     got = {r["key"]: r["counts"] for r in answer["rows"]}
     assert got == expected
-    everything = {r["key"]: r for r in report()["rows"]}
+    everything = {r["key"]: r for r in report(with_sources=True)["rows"]}
     for code, r in everything.items():
         by_source = r["satisfaction_by_source"]
         for verdict in ("satisfied", "basically_satisfied", "unsatisfied"):
