@@ -9,7 +9,8 @@ escaping could not run an injected script.
 Pages: ``/`` and ``/login`` (log-in, then each role lands on its page), ``/console`` (agent),
 ``/wall`` (supervisor), ``/desk`` (dispatcher), ``/inbox`` (department), ``/kb`` (editor),
 ``/admin`` (an index), ``/reports`` (supervisor: the oversight of departments, 效能监察) and
-``/reports/print`` (its monthly report for A4 paper). Static files are under ``/static`` (see ``mount_static``).
+``/reports/print`` (its monthly report for A4 paper). Static files are under ``/static``
+(see ``mount_static``).
 """
 
 from __future__ import annotations

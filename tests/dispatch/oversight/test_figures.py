@@ -282,3 +282,12 @@ def test_periods():
     assert ten_days.previous() == service.Period(date(2026, 2, 23), date(2026, 3, 4))
     assert NOVEMBER.start == datetime(2026, 11, 1, tzinfo=ZHUHAI)
     assert NOVEMBER.end == datetime(2026, 12, 1, tzinfo=ZHUHAI)
+
+
+@pytest.mark.parametrize("figure", ["returned", "extended", "visits", "overdue_now"])
+def test_a_figure_of_all_departments_drills_down_to_its_total(history, figure):
+    """A ticket two departments returned is in each one's count: the city's drill-down lists
+    it once per department, as the totals and the trends count it."""
+    total = report()["totals"]["counts"][figure]
+    result = drilled(figure)
+    assert result.total == total == len(result.items) > 0
