@@ -133,9 +133,11 @@ def _copy_visits_from_the_trail(follow_ups: sa.Table) -> None:
 def downgrade() -> None:
     op.drop_index("ix_tickets_received_at", table_name="tickets")
     op.create_index("ix_tickets_received_at", "tickets", ["received_at"], unique=False)
-    with op.batch_alter_table("tickets", schema=None) as batch_op:
-        for verdict in ("satisfied", "basically_satisfied", "unsatisfied"):
-            batch_op.drop_column(f"visits_{verdict}")
+    for verdict in ("satisfied", "basically_satisfied", "unsatisfied"):
+        # Not batch mode: on SQLite it would copy the table and drop the old one, and the drop
+        # would cascade to every ticket's trail, departments and visits. SQLite (3.35+) drops
+        # a column in place.
+        op.execute(f"ALTER TABLE tickets DROP COLUMN visits_{verdict}")
     op.drop_index("ix_ticket_actions_action", table_name="ticket_actions")
     op.drop_index("ix_follow_ups_ticket_id", table_name="follow_ups")
     op.drop_table("follow_ups")
