@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, select, text
+from sqlalchemy import String, and_, case, cast, func, literal, select, text, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -61,6 +61,7 @@ MAX_DAYS = 400  # a period of at most about a year (a report, not a data dump)
 TREND_MONTHS = 12
 TREND_WEEKS = 13
 DRILL_LIMIT = 1000
+LOOKUP_OVER_DAYS = 62  # longer spans find the returns' and extensions' tickets by key
 
 
 # -- periods ---------------------------------------------------------------------------------------
@@ -235,6 +236,11 @@ class Filters:
 def _cohort(
     filters: Filters, source: Source, *, with_desk: bool = False
 ) -> list[ColumnElement[bool]]:
+    return _ticket_cohort(filters) + _source_cohort(filters, source, with_desk=with_desk)
+
+
+def _ticket_cohort(filters: Filters) -> list[ColumnElement[bool]]:
+    """The conditions on the ticket: received in the period, in the area, of the matter."""
     conditions = [
         Ticket.received_at >= filters.period.start,
         Ticket.received_at < filters.period.end,
@@ -245,6 +251,14 @@ def _cohort(
         conditions.append(Ticket.area_code == filters.area)
     if filters.matter:
         conditions.append(Ticket.matter_code == filters.matter)
+    return conditions
+
+
+def _source_cohort(
+    filters: Filters, source: Source, *, with_desk: bool = False
+) -> list[ColumnElement[bool]]:
+    """The conditions on the counted row: its department, its kind, its source."""
+    conditions: list[ColumnElement[bool]] = []
     if filters.department:
         conditions.append(source.department == filters.department)
     elif not with_desk:
@@ -290,14 +304,18 @@ def counts(
     session: Session,
     filters: Filters,
     *,
-    key: Callable[[Source], tuple[Any, ...]] | None = None,
+    key: Callable[[Source, Any], tuple[Any, ...]] | None = None,
     now: datetime | None = None,
 ) -> dict[tuple[Any, ...], dict[str, int]]:
-    """Every figure, grouped by the columns ``key(source)`` gives (default: the department):
-    one query per source table, each a single pass over the period's rows."""
+    """Every figure, grouped by the columns ``key(source, received_at)`` gives (default: the
+    department): one query per source table, each a single pass over the period's rows."""
     now = now or utcnow()
-    key = key or (lambda source: (source.department,))
-    if session.get_bind().dialect.name == "postgresql":
+    key = key or (lambda source, received_at: (source.department,))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    # Over months (the trends), returns and extensions are few beside the tickets received:
+    # each is looked up by its ticket's key rather than joined to every ticket of the year.
+    by_lookup = postgres and (filters.period.last - filters.period.first).days > LOOKUP_OVER_DAYS
+    if postgres:
         # Months of rows grouped by period and department: with the default 4 MB PostgreSQL
         # sorts them on disk; in memory they are hashed (for this transaction only).
         session.execute(text("SET LOCAL work_mem = '64MB'"))
@@ -310,11 +328,25 @@ def counts(
             visits = [func.coalesce(func.sum(c), 0) for c in _VISIT_COLUMNS.values()]
             columns += [v.label(name) for v, name in zip(visits, _VISIT_COLUMNS, strict=True)]
             columns.append((visits[0] + visits[1] + visits[2]).label("visits"))
-        groups = key(source)
+        if by_lookup and source in (RETURNS, EXTENSIONS):
+            # LATERAL … LIMIT 1 is never flattened into a join: one index probe per row.
+            ticket = (
+                select(Ticket.received_at)
+                .where(Ticket.id == source.table.ticket_id, *_ticket_cohort(filters))
+                .limit(1)
+                .lateral("cohort_ticket")
+            )
+            received_at = ticket.c.received_at
+            query = select().select_from(source.table).join(ticket, true())
+            conditions = _source_cohort(filters, source)
+        else:
+            received_at = Ticket.received_at
+            query = _from(source)
+            conditions = _cohort(filters, source)
+        groups = key(source, received_at)
         query = (
-            _from(source)
-            .add_columns(*(g.label(f"key{i}") for i, g in enumerate(groups)), *columns)
-            .where(*_cohort(filters, source))
+            query.add_columns(*(g.label(f"key{i}") for i, g in enumerate(groups)), *columns)
+            .where(*conditions)
             .group_by(*groups)
         )
         for row in session.execute(query):
@@ -459,12 +491,15 @@ def departments_report(
     departments, _, areas = _names(session)
     part_weights = weights()
     before = the_period.previous()
+
     # Both periods in one pass over their rows: which one a row is in, by its receipt.
-    which = case((Ticket.received_at < the_period.start, literal(0)), else_=literal(1))
+    def which(received_at):
+        return case((received_at < the_period.start, literal(0)), else_=literal(1))
+
     both = counts(
         session,
         Filters(Period(before.first, the_period.last), area=area, source=source),
-        key=lambda s: (which, s.department),
+        key=lambda s, received_at: (which(received_at), s.department),
         now=now,
     )
     split: list[dict[str, dict[str, int]]] = [{}, {}]
@@ -540,13 +575,18 @@ def trends(
     check_area(session, area)
     buckets = _buckets(unit, the_period.last)
     span = Period(buckets[0].first, buckets[-1].last)
+
     # One pass over the span: each row's bucket from its receipt, by the buckets' bounds.
-    bucket_of = case(
-        *((Ticket.received_at < b.end, literal(i)) for i, b in enumerate(buckets)),
-        else_=literal(len(buckets)),
-    )
+    def bucket_of(received_at):
+        return case(
+            *((received_at < b.end, literal(i)) for i, b in enumerate(buckets)),
+            else_=literal(len(buckets)),
+        )
+
     filters = Filters(span, area=area, department=department, source=source)
-    grouped = counts(session, filters, key=lambda source: (bucket_of,), now=now)
+    grouped = counts(
+        session, filters, key=lambda source, received_at: (bucket_of(received_at),), now=now
+    )
     part_weights = weights()
     points = []
     for i, b in enumerate(buckets):
