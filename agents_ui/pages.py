@@ -8,8 +8,9 @@ escaping could not run an injected script.
 
 Pages: ``/`` and ``/login`` (log-in, then each role lands on its page), ``/console`` (agent),
 ``/wall`` (supervisor), ``/desk`` (dispatcher), ``/inbox`` (department), ``/kb`` (editor),
-``/admin`` (administration: users, departments, calendar, prompts, keys, rules, audit).
-Static files are under ``/static`` (see ``mount_static``).
+``/admin`` (administration: users, departments, calendar, prompts, keys, rules, audit),
+``/reports`` (supervisor: the oversight of departments, 效能监察) and ``/reports/print`` (its
+monthly report for A4 paper). Static files are under ``/static`` (see ``mount_static``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ PAGES: dict[str, str] = {
     "/inbox": "inbox.html",
     "/kb": "kb.html",
     "/admin": "admin.html",
+    "/reports": "reports.html",
+    "/reports/print": "report-print.html",
 }
 
 CONTENT_SECURITY_POLICY = "; ".join(

@@ -24,6 +24,7 @@ from agents_ui.gateway import router as gateway_router
 from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
 from dispatch.open311.router import router as open311_router
+from dispatch.oversight.router import router as oversight_router
 from dispatch.replay_router import router as routing_draft_router
 from dispatch.routing import service as routing_service
 from dispatch.routing import suggest as routing_suggest
@@ -181,6 +182,7 @@ def create_app() -> FastAPI:
     app.include_router(routing_draft_router)
     app.include_router(routing_router)
     app.include_router(tickets_router)
+    app.include_router(oversight_router)
     app.include_router(calls_router)
     app.include_router(kpi_router)
     app.include_router(gateway_router)

@@ -30,6 +30,7 @@ from dispatch.tickets.calendar import WorkingCalendar
 from dispatch.tickets.models import (
     CalendarOverride,
     ExtensionRequest,
+    FollowUp,
     Ticket,
     TicketAction,
     TicketDepartment,
@@ -963,6 +964,15 @@ def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
         raise AppError("ticket.bad_satisfaction", f"satisfaction must be one of {SATISFACTION}")
     resolved = bool(body.get("resolved", satisfaction != "unsatisfied"))
     ticket.satisfaction, ticket.resolved = satisfaction, resolved
+    record_follow_up(
+        session,
+        ticket=ticket,
+        satisfaction=satisfaction,
+        resolved=resolved,
+        source="hotline",
+        actor=principal.username,
+        at=now,
+    )
     if satisfaction == "unsatisfied":
         ticket.status = "accepted"  # 重办: back to the same department, with a new deadline
         ticket.reopen_count += 1
@@ -976,6 +986,37 @@ def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
     else:
         ticket.status = "visited"
     return {"satisfaction": satisfaction, "resolved": resolved, "note": body.get("note")}
+
+
+def record_follow_up(
+    session: Session,
+    *,
+    ticket: Ticket,
+    satisfaction: str,
+    source: str,
+    actor: str,
+    resolved: bool | None = None,
+    at: datetime | None = None,
+) -> FollowUp:
+    """Record a citizen's verdict on the handling (回访) from ``source`` (``hotline``: an
+    agent's call back; another channel, e.g. a portal, its own name) for the lead department,
+    and count it on the ticket for the oversight reports. Changes no status: the hotline's
+    visit action decides on reopening (重办) itself."""
+    if satisfaction not in SATISFACTION:
+        raise AppError("ticket.bad_satisfaction", f"satisfaction must be one of {SATISFACTION}")
+    follow_up = FollowUp(
+        ticket_id=ticket.id,
+        department_code=ticket.lead_department,
+        source=source,
+        satisfaction=satisfaction,
+        resolved=resolved,
+        actor=actor,
+        at=at or utcnow(),
+    )
+    session.add(follow_up)
+    column = f"visits_{satisfaction}"
+    setattr(ticket, column, (getattr(ticket, column) or 0) + 1)
+    return follow_up
 
 
 def _do_close(session, principal, ticket: Ticket, body, now) -> dict:

@@ -117,6 +117,19 @@ class Settings(BaseSettings):
         '{"finish_working_days": {"投诉": 7}, "urgent_finish_hours": 12}',
     )
 
+    oversight_score_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "accept_on_time": 15,
+            "finish_on_time": 30,
+            "satisfaction": 30,
+            "returns": 10,
+            "reopens": 10,
+            "overdue": 5,
+        },
+        description="weights of the oversight page's composite score (效能监察综合得分), "
+        "JSON; a part left out weighs nothing",
+    )
+
     suggest_confidence_threshold: float = Field(
         0.35,
         ge=0,

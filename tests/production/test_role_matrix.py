@@ -92,6 +92,13 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/reports/tickets"): roles(
         *ROLES, query={"start": "2026-01-01T00:00:00", "end": "2027-01-01T00:00:00"}
     ),
+    # oversight (效能监察): supervisors compare the departments
+    ("GET", "/api/v1/oversight/departments"): roles("supervisor"),
+    ("GET", "/api/v1/oversight/trends"): roles("supervisor"),
+    ("GET", "/api/v1/oversight/matters-by-area"): roles("supervisor"),
+    ("GET", "/api/v1/oversight/drill"): roles("supervisor", query={"figure": "received"}),
+    ("GET", "/api/v1/oversight/export.xlsx"): roles("supervisor"),
+    ("GET", "/api/v1/oversight/export.csv"): roles("supervisor"),
     ("PUT", "/api/v1/calendar/{day}"): ADMIN,
     ("GET", "/api/v1/calendar/{day}"): ANY_USER,
     ("DELETE", "/api/v1/calendar/{day}"): ADMIN,
@@ -178,6 +185,8 @@ OUTSIDE_API = {
     ("GET", "/inbox"),
     ("GET", "/kb"),
     ("GET", "/admin"),
+    ("GET", "/reports"),
+    ("GET", "/reports/print"),
     ("GET", "/favicon.ico"),
     ("WS", "/ws"),
     ("MOUNT", "/static"),

@@ -400,6 +400,7 @@ WITHOUT_CALLER_DATA = {
     ("MOUNT", "/static-offline-docs"),  # Swagger UI and ReDoc assets
     *(("GET", page) for page in ("/", "/login", "/console", "/wall", "/desk", "/inbox")),
     *(("GET", page) for page in ("/kb", "/admin", "/favicon.ico")),
+    *(("GET", page) for page in ("/reports", "/reports/print")),  # the oversight's pages
 }
 
 

@@ -105,6 +105,7 @@ export function homeFor(roles) {
 export const PAGES = [
   { path: "/console", label: "话务台", roles: ["agent"] },
   { path: "/wall", label: "KPI大屏", roles: ["supervisor"] },
+  { path: "/reports", label: "效能监察", roles: ["supervisor"] },
   { path: "/desk", label: "派单台", roles: ["dispatcher", "supervisor"] },
   { path: "/inbox", label: "部门工单", roles: ["department"] },
   { path: "/kb", label: "知识库", roles: ["editor", "agent"] },
