@@ -1259,9 +1259,9 @@ def record_search_gap(session: Session, q: str) -> None:
 
 
 def usage(session: Session, *, limit: int = 20, gap_days: int = 90) -> dict[str, Any]:
-    """The published articles agents opened most during calls, and the questions of the last
-    ``gap_days`` that found nothing, most asked first, each with how many articles the same
-    question finds now (an article written since closes the gap)."""
+    """The published articles agents opened most during calls (never opened: left out), and
+    the questions of the last ``gap_days`` that found nothing, most asked first, each with how
+    many articles the same question finds now (an article written since closes the gap)."""
     viewed = session.execute(
         select(Article, ArticleVersion.title)
         .join(
@@ -1271,7 +1271,7 @@ def usage(session: Session, *, limit: int = 20, gap_days: int = 90) -> dict[str,
                 ArticleVersion.number == Article.published_version,
             ),
         )
-        .where(Article.published_version.is_not(None))
+        .where(Article.published_version.is_not(None), Article.views_in_calls > 0)
         .order_by(Article.views_in_calls.desc(), Article.key)
         .limit(limit)
     ).all()
