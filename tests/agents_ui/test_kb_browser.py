@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.agents_ui.browsing import Server, axe_violations, expect, open_page, wait_ready
+from tests.agents_ui.browsing import (
+    Server,
+    assert_not_reloaded,
+    axe_violations,
+    expect,
+    mark_no_reload,
+    open_page,
+    wait_live,
+    wait_ready,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -341,6 +350,32 @@ def test_a_file_is_imported_with_its_bad_lines_reported_and_a_size_limit(browser
     assert refused.status_code == 413
     assert refused.json()["error"]["code"] in ("kb.import_too_large", "request.too_large")
     editor.context.close()
+
+
+def test_other_editors_work_arrives_live(browser, server):
+    reviewer = open_page(browser, server, "editor2")
+    reviewer.get_by_role("link", name="待审核").click()
+    expect(reviewer.get_by_test_id("kb-view")).to_have_attribute("data-view", "review")
+    wait_live(reviewer)
+    mark_no_reload(reviewer)
+    key = new_key()
+    article = {"key": key, "title": "直播送审文章", "body": "正文。", "category": "其他"}
+    kb_api(server, "editor", "POST", "/articles", 201, json=article)
+    kb_api(server, "editor", "POST", f"/articles/{key}/submit")
+    expect(
+        reviewer.get_by_test_id("kb-article-list").locator(f'tr[data-key="{key}"]')
+    ).to_be_visible()
+    expect(reviewer.locator("#announcer")).to_contain_text(f"editor 提交了 {key} 待审核")
+
+    reviewer.get_by_role("link", name="纠错").click()
+    expect(reviewer.get_by_test_id("kb-view")).to_have_attribute("data-view", "flags")
+    published = published_article(server, title="直播纠错文章", body="正文。", keywords=["直播"])
+    kb_api(server, "agent1", "POST", f"/articles/{published}/flags", 201, json={"kind": "wrong"})
+    expect(
+        reviewer.get_by_test_id("kb-flags").locator(f'li[data-key="{published}"]')
+    ).to_be_visible()
+    assert_not_reloaded(reviewer)
+    reviewer.context.close()
 
 
 def test_an_agent_gets_only_the_search_on_the_kb_page(browser, server):

@@ -7,10 +7,10 @@
 import { api, ApiError, describeError } from "./api.js";
 import { askInDialog } from "./dialog.js";
 import {
-  $, articleNodes, debounce, fmtDateTime, h, KIND_LABELS, replaceChildren,
+  $, articleNodes, coalesce, debounce, fmtDateTime, h, KIND_LABELS, replaceChildren,
 } from "./dom.js";
 import { mountKbPane } from "./kb.js";
-import { announce, markReady, startPage } from "./shell.js";
+import { announce, markReady, prepareLive, startPage } from "./shell.js";
 
 const STATUS = {
   draft: "草稿",
@@ -774,6 +774,39 @@ async function searchView() {
   return holder;
 }
 
+// -- live: other editors' work shows up without a reload ----------------------------------------
+
+const LIST_VIEWS = new Set(["list", "review", "flags", "usage"]);
+const NEWS = {
+  "kb.article_submitted": (d) => `${d.actor} 提交了 ${d.key} 待审核`,
+  "kb.flag_created": (d) => `${d.actor} 报告了 ${d.key} 的问题`,
+};
+
+// Redraw a list only when it would not take anything from the editor: not while a field in
+// it has the focus or a form (a correction being written) is open.
+function busyHere() {
+  const active = document.activeElement;
+  return Boolean(view.querySelector("form.flag-form"))
+    || (active && view.contains(active) && /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName));
+}
+
+const refreshSoon = coalesce(() => {
+  if (LIST_VIEWS.has(view.dataset.view) && !busyHere()) route();
+}, 300, 1500);
+
+function onKbEvent(frame) {
+  if (!frame.topic.startsWith("kb.")) return;
+  const data = frame.data || {};
+  if (data.actor === me.username) return; // this screen already shows what I did
+  if (NEWS[frame.event]) announce(NEWS[frame.event](data));
+  const { name, key } = parseHash();
+  if (LIST_VIEWS.has(name)) {
+    refreshSoon();
+  } else if (key && data.key === key) {
+    flash.textContent = `${data.actor || "其他人"} 刚更改了这篇文章，重新打开可看到最新内容。`;
+  }
+}
+
 // -- start (last: every constant above is initialised before the first view draws) ------------
 
 me = await startPage("/kb");
@@ -781,8 +814,12 @@ if (me) {
   if (me.roles.includes("editor") || me.roles.includes("admin")) {
     $("#kb-page-hint").textContent = "知识库采编：撰写、审核、纠错和维护答复口径。";
     drawTabs();
+    const live = await prepareLive(me, "kb", {
+      topics: ["kb.articles"], onEvent: onKbEvent, onResync: () => refreshSoon(),
+    });
     window.addEventListener("hashchange", () => route());
     await route();
+    live.start();
   } else {
     await searchView();
   }
