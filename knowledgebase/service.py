@@ -32,7 +32,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -1222,6 +1222,11 @@ def delete_synonym(session: Session, *, principal: Principal, term: str) -> None
 
 GAP_MIN_CHARS = 2
 GAP_MAX_CHARS = 100
+# The search is public: anyone could send endless different questions. Past this many rows
+# the ones not asked within GAP_KEEP_DAYS go; if none are that old, a new question is not
+# counted (the questions already counted still are).
+GAP_MAX_ROWS = 10_000
+GAP_KEEP_DAYS = 90
 
 
 def gap_query(q: str) -> str | None:
@@ -1246,6 +1251,12 @@ def record_search_gap(session: Session, q: str) -> None:
     ).rowcount
     if bumped:
         return
+    if (session.scalar(select(func.count()).select_from(SearchGap)) or 0) >= GAP_MAX_ROWS:
+        session.execute(
+            delete(SearchGap).where(SearchGap.last_at < now - timedelta(days=GAP_KEEP_DAYS))
+        )
+        if (session.scalar(select(func.count()).select_from(SearchGap)) or 0) >= GAP_MAX_ROWS:
+            return
     try:
         with session.begin_nested():
             session.add(SearchGap(query=text, searches=1, first_at=now, last_at=now))
@@ -1258,7 +1269,7 @@ def record_search_gap(session: Session, q: str) -> None:
         )
 
 
-def usage(session: Session, *, limit: int = 20, gap_days: int = 90) -> dict[str, Any]:
+def usage(session: Session, *, limit: int = 20, gap_days: int = GAP_KEEP_DAYS) -> dict[str, Any]:
     """The published articles agents opened most during calls (never opened: left out), and
     the questions of the last ``gap_days`` that found nothing, most asked first, each with how
     many articles the same question finds now (an article written since closes the gap)."""

@@ -13,7 +13,8 @@ from hotline.core import db
 from hotline.core.db import utcnow
 from hotline.core.models import AuditEntry
 from hotline.core.settings import get_settings
-from knowledgebase.models import Article, Review
+from knowledgebase import service
+from knowledgebase.models import Article, Review, SearchGap
 
 
 def test_the_work_list_has_titles_and_filters_by_staleness_and_words(kb, sample):
@@ -159,3 +160,23 @@ def test_a_file_above_the_limit_is_refused_with_a_clear_code(kb, settings_env):
     refused = _upload(kb, b" " * 2049, expect=413)
     assert refused["error"]["code"] == "kb.import_too_large"
     assert "2048" in refused["error"]["message"]
+
+
+def test_the_gap_table_stays_bounded(kb, monkeypatch):
+    monkeypatch.setattr(service, "GAP_MAX_ROWS", 2)
+    for q in ("火星基地一", "火星基地二", "火星基地三"):
+        kb.search(q)
+    assert {g["query"] for g in kb.call("GET", "/usage", "editor")["gaps"]} == {
+        "火星基地一",
+        "火星基地二",
+    }
+    kb.search("火星基地一")  # a question already counted still counts
+    with db.transaction() as session:
+        session.execute(
+            update(SearchGap)
+            .where(SearchGap.query == "火星基地二")
+            .values(last_at=utcnow() - timedelta(days=service.GAP_KEEP_DAYS + 1))
+        )
+    kb.search("火星基地三")  # room is made by dropping what nobody asked for 90 days
+    gaps = {g["query"]: g["searches"] for g in kb.call("GET", "/usage", "editor")["gaps"]}
+    assert gaps == {"火星基地一": 2, "火星基地三": 1}
