@@ -165,6 +165,13 @@ def test_an_editor_writes_a_second_editor_reviews_and_agents_find_it(browser, se
         reviewer.get_by_test_id("kb-article-list").locator(f'tr[data-key="{key}"]')
     ).to_be_visible()
     assert "status=published" in reviewer.url
+    reviewer.get_by_label("分类").select_option("交通出行")
+    expect(reviewer).to_have_url(re.compile(r"#list\?.*status=published&category="))
+    listed = reviewer.get_by_test_id("kb-article-list")
+    expect(listed.locator(f'tr[data-key="{key}"]')).to_be_visible()
+    categories = listed.locator("tbody td:nth-child(3)")
+    expect(categories.filter(has_not_text="交通出行")).to_have_count(0)
+    expect(categories).not_to_have_count(0)
     reviewer.get_by_label("审核时间").select_option("3")
     expect(reviewer.get_by_test_id("kb-article-list")).to_have_text("没有符合条件的文章。")
     editor.context.close()

@@ -62,6 +62,7 @@ const enc = encodeURIComponent;
 let me = null;
 let drawing = 0; // the newest view asked for; an older one finishing late is dropped
 let pendingMessage = "";
+let focusAfterDraw = false; // after an action the button is gone: continue from the view
 
 
 // -- routing ---------------------------------------------------------------------------------
@@ -91,6 +92,7 @@ function markTab(name) {
 /** Open a view, with a message saying what just happened (shown until the next view). */
 function go(hash, message) {
   pendingMessage = message || "";
+  focusAfterDraw = true;
   if (location.hash === hash) route();
   else location.hash = hash;
 }
@@ -120,6 +122,8 @@ async function route() {
     if (ticket !== drawing) return; // a newer address was opened meanwhile
     replaceChildren(view, node);
     view.dataset.view = name;
+    if (focusAfterDraw) view.focus();
+    focusAfterDraw = false;
   } catch (error) {
     if (ticket !== drawing) return;
     replaceChildren(view, h("p", { class: "error", role: "alert" }, kbError(error)));
