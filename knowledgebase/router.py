@@ -315,8 +315,9 @@ def import_file(
     editor: Editor,
     file: Annotated[UploadFile, File(description="a JSON lines file")],
 ) -> dict:
-    """Import articles from a JSON lines file, as ``hotline kb import`` does: published at
-    once, idempotent by key; bad lines are reported with their numbers and left out."""
+    """Import articles from a JSON lines file (the format of ``hotline kb import``) as new
+    versions submitted for review: another editor approves and publishes them. A line equal
+    to the newest version changes nothing; bad lines are reported with their numbers."""
     limit = get_settings().kb_import_max_bytes
     data = file.file.read(limit + 1)
     if len(data) > limit:
@@ -333,7 +334,7 @@ def import_file(
         ) from exc
     if not text.strip():
         raise AppError("kb.import_empty", "the file has no lines")
-    report = service.import_lines(session, text.splitlines(), actor=editor.username)
+    report = service.import_for_review(session, text.splitlines(), principal=editor)
     return {
         "lines": report.lines,
         "created": report.created,

@@ -1613,21 +1613,81 @@ def import_records(
     return report
 
 
-def import_lines(session: Session, lines: Iterable[str], *, actor: str) -> ImportReport:
-    """Import an uploaded file's lines in this transaction (what ``hotline kb import`` does in
-    batches): bad lines are reported with their numbers and left out, the others imported."""
+def import_for_review(
+    session: Session, lines: Iterable[str], *, principal: Principal
+) -> ImportReport:
+    """An uploaded file's articles as new versions submitted for review, not published.
+
+    What ``hotline kb import`` (run by an operator) publishes at once, an editor's upload
+    sends through the second pair of eyes every other change needs: a new key becomes a
+    draft by ``principal`` and is submitted, a changed one a new version submitted; another
+    editor approves and publishes it. A line equal to the newest version changes nothing.
+    Bad lines (and lines the workflow refuses, e.g. another department's article) are
+    reported with their numbers and left out; each good line is kept in its own savepoint.
+    """
     report = ImportReport()
-    records: list[tuple[int, Mapping[str, Any]]] = []
     for number, line in enumerate(lines, start=1):
         parsed = parse_line(line, number)
-        if isinstance(parsed, dict):
-            records.append((number, parsed))
-        elif parsed is not None:
-            report.lines += 1
+        if parsed is None:
+            continue
+        report.lines += 1
+        if not isinstance(parsed, dict):
             report.errors.append(parsed)
-    report.add(import_records(session, records, actor=actor))
-    report.errors.sort()
+            continue
+        try:
+            record = ArticleRecord.model_validate(parsed)
+        except ValidationError as exc:
+            report.errors.append((number, _describe(exc)))
+            continue
+        try:
+            with session.begin_nested():
+                outcome = _import_one_for_review(session, principal, record)
+        except AppError as exc:
+            report.errors.append((number, f"{exc.code}: {exc.message}"))
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
     return report
+
+
+def _import_one_for_review(session: Session, principal: Principal, record: ArticleRecord) -> str:
+    article = session.scalar(select(Article).where(Article.key == record.key))
+    if article is None:
+        create_article(
+            session,
+            principal=principal,
+            key=record.key,
+            title=record.title,
+            body=record.body,
+            category=record.category,
+            keywords=record.keywords,
+            department=record.department,
+            review_by=record.review_by,
+            note="imported",
+        )
+        submit_article(session, principal=principal, key=record.key)
+        return "created"
+    head = head_version(session, article)
+    content = (record.title, record.body, record.keywords, record.category)
+    if content == (head.title, head.body, list(head.keywords), head.category):
+        return "unchanged"
+    owner: dict[str, Any] = {}
+    if record.department is not None:
+        owner["department"] = record.department
+    if record.review_by is not None:
+        owner["review_by"] = record.review_by
+    edit_article(
+        session,
+        principal=principal,
+        key=record.key,
+        title=record.title,
+        body=record.body,
+        keywords=record.keywords,
+        category=record.category,
+        note="imported",
+        **owner,
+    )
+    submit_article(session, principal=principal, key=record.key)
+    return "updated"
 
 
 def export_records(session: Session) -> Iterator[dict[str, Any]]:

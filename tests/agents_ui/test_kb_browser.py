@@ -338,8 +338,18 @@ def test_a_file_is_imported_with_its_bad_lines_reported_and_a_size_limit(browser
     expect(errors).to_have_count(1)
     expect(errors.locator("td").first).to_have_text("2")
     expect(errors.locator("td").nth(1)).to_contain_text("not valid JSON")
+    expect(result).to_contain_text("已提交审核")
     shot(editor, "kb-import")
+    # An upload goes through review like any change: agents see it once another editor approves.
+    kb_api(server, "agent1", "GET", f"/articles/{key}", 404)
+    result.get_by_role("link", name="查看待审核的文章").click()
+    expect(
+        editor.get_by_test_id("kb-article-list").locator(f'tr[data-key="{key}"]')
+    ).to_be_visible()
+    kb_api(server, "editor2", "POST", f"/articles/{key}/approve", json={"publish": True})
     assert kb_api(server, "agent1", "GET", f"/articles/{key}")["title"] == "情侣路骑行指引"
+    open_view(editor, server, "#import", "import")
+    files = editor.get_by_label("选择文件")
 
     limit = kb_api(server, "editor", "GET", "/import")["max_bytes"]
     files.set_input_files(

@@ -126,7 +126,7 @@ def _upload(kb, content: bytes, as_: str = "editor", expect: int = 200):
     )
 
 
-def test_an_uploaded_file_is_imported_and_its_bad_lines_reported(kb):
+def test_an_uploaded_file_goes_to_review_and_its_bad_lines_are_reported(kb):
     good = {"key": "KB-IMP-1", "title": "导入测试", "body": "正文。", "category": "其他"}
     content = (
         json.dumps(good, ensure_ascii=False)
@@ -139,13 +139,39 @@ def test_an_uploaded_file_is_imported_and_its_bad_lines_reported(kb):
     assert [e["line"] for e in report["errors"]] == [2, 3]
     assert "not valid JSON" in report["errors"][0]["message"]
     assert "title" in report["errors"][1]["message"]
-    assert kb.call("GET", "/articles/KB-IMP-1")["title"] == "导入测试"
+    # Not published: an upload needs a second editor like any other change.
+    assert kb.error("GET", "/articles/KB-IMP-1", "agent", 404) == "kb.not_found"
+    imported = kb.call("GET", "/articles/KB-IMP-1", "editor")
+    assert (imported["title"], imported["editor"]["status"]) == ("导入测试", "in_review")
+    assert kb.error("POST", "/articles/KB-IMP-1/approve", "editor", 403) == "kb.self_review"
+    kb.call("POST", "/articles/KB-IMP-1/approve", "editor2", json={"publish": True})
+    assert kb.call("GET", "/articles/KB-IMP-1", "agent")["title"] == "导入测试"
+
     assert _upload(kb, content)["unchanged"] == 1
+    changed = json.dumps({**good, "body": "新正文。"}, ensure_ascii=False).encode()
+    assert _upload(kb, changed)["updated"] == 1
+    article = kb.call("GET", "/articles/KB-IMP-1", "editor")
+    assert (article["version"], article["editor"]["status"]) == (2, "in_review")
+    assert article["editor"]["published_version"] == 1
     with db.transaction() as session:
-        actors = session.scalars(
-            select(AuditEntry.actor).where(AuditEntry.action == "kb.imported")
+        actions = session.scalars(
+            select(AuditEntry.action)
+            .where(AuditEntry.entity_id == "KB-IMP-1", AuditEntry.actor == "editor")
+            .order_by(AuditEntry.id)
         ).all()
-    assert actors == ["editor"]
+    assert actions == [
+        "kb.article_created",
+        "kb.article_submitted",
+        "kb.article_edited",
+        "kb.article_submitted",
+    ]
+
+    # An editor tied to a department imports only that department's articles.
+    other = {**good, "key": "KB-IMP-3", "department": "C-OTHER"}
+    refused = _upload(kb, json.dumps(other, ensure_ascii=False).encode(), as_="hrss_editor")
+    assert refused["created"] == 0
+    assert [e["message"].split(":")[0] for e in refused["errors"]] == ["kb.not_owner"]
+    assert kb.error("GET", "/articles/KB-IMP-3", "editor", 404) == "kb.not_found"
 
     assert _upload(kb, b"", expect=400)["error"]["code"] == "kb.import_empty"
     assert _upload(kb, b"\xff\xfe\x00", expect=400)["error"]["code"] == "kb.import_not_utf8"

@@ -749,7 +749,10 @@ async function importView() {
       replaceChildren(result,
         h("p", { class: report.errors.length ? "warning" : "success" },
           `共 ${report.lines} 行：新增 ${report.created} 篇，更新 ${report.updated} 篇，`
-          + `未变 ${report.unchanged} 篇，出错 ${report.errors.length} 行。`),
+          + `未变 ${report.unchanged} 篇，出错 ${report.errors.length} 行。`
+          + (report.created + report.updated ? "新增和更新的文章已提交审核。" : "")),
+        report.created + report.updated
+          ? h("p", {}, h("a", { href: "#review" }, "查看待审核的文章")) : null,
         report.errors.length ? h("table", { class: "kb-table", "data-testid": "kb-import-errors" },
           h("caption", {}, "以下行未导入，请修改后重新导入（已导入的不会重复）："),
           h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "行号"), h("th", { scope: "col" }, "问题"))),
@@ -761,7 +764,8 @@ async function importView() {
   });
   return h("section", { class: "panel", "aria-labelledby": "import-heading" },
     h("h2", { id: "import-heading" }, "导入文章"),
-    h("p", { class: "hint" }, "与命令 hotline kb import 相同：按编号导入并直接发布，重复导入不会产生重复文章。"),
+    h("p", { class: "hint" }, "格式与命令 hotline kb import 相同。上传的文章按编号新建或更新，"
+      + "并提交审核：由另一位编辑审核发布后话务员才能查到；内容未变的行不产生新版本。"),
     form, result);
 }
 
