@@ -199,7 +199,11 @@ def create_app() -> FastAPI:
     app.add_middleware(
         LimitRequestBodySize,
         default_limit=settings.max_body_bytes,
-        limits_by_path={"/api/v1/calls/events": settings.max_call_events_body_bytes},
+        limits_by_path={
+            "/api/v1/calls/events": settings.max_call_events_body_bytes,
+            # the multipart envelope around the file adds well under 64 KiB
+            "/api/v1/kb/import": settings.kb_import_max_bytes + 65536,
+        },
     )
 
     # Added after the limit, so it runs outside it: latency includes the wait to be admitted.

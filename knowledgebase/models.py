@@ -109,6 +109,8 @@ class Flag(Base):
     kind: Mapped[str] = mapped_column(String(16))  # wrong | outdated | missing
     note: Mapped[str] = mapped_column(Text, default="")
     call_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # What the caller asked (the agent's search), so the editor sees the gap the article left.
+    question: Mapped[str | None] = mapped_column(String(500), nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="open")
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -132,6 +134,21 @@ class Synonym(Base):
     synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
     updated_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SearchGap(Base):
+    """A question that found no published article (a content gap), counted per question.
+
+    One row per normalized question, not one per search: the public search would otherwise
+    let anyone grow the table without bound.
+    """
+
+    __tablename__ = "kb_search_gaps"
+
+    query: Mapped[str] = mapped_column(String(100), primary_key=True)
+    searches: Mapped[int] = mapped_column(Integer, default=1)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
 
 
 class SearchDocument(Base):

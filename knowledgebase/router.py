@@ -10,11 +10,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, File, Query, Response, UploadFile
 from fastapi.security import OAuth2PasswordBearer
 
 from hotline.core.auth import TOKEN_URL, Principal, SessionDep, current_principal, require_roles
 from hotline.core.errors import AppError
+from hotline.core.settings import get_settings
 from knowledgebase import schemas, service
 from knowledgebase.models import Article, ArticleVersion, Flag
 
@@ -62,10 +63,16 @@ def search(
     category: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
 ) -> list[dict]:
-    """Published articles for a question, best first, with a highlighted snippet (public)."""
-    return _hits(
-        service.search_articles(session, q=q, limit=limit, category=category, department=department)
+    """Published articles for a question, best first, with a highlighted snippet (public).
+
+    A question that finds nothing (without a category or department narrowing it) is counted
+    as a content gap for the editors' usage screen."""
+    hits = service.search_articles(
+        session, q=q, limit=limit, category=category, department=department
     )
+    if not hits and not category and not department:
+        service.record_search_gap(session, q)
+    return _hits(hits)
 
 
 def _article_read(
@@ -153,10 +160,13 @@ def article_counters(key: str, session: SessionDep, _user: Staff) -> dict:
     return service.counters(session, key=key)
 
 
-def _flag_read(flag: Flag, article: Article) -> schemas.FlagRead:
+def _flag_read(session, flag: Flag, article: Article) -> schemas.FlagRead:
+    seen = service.get_version(session, article, flag.version)
     return schemas.FlagRead(
         id=flag.id,
         key=article.key,
+        title=seen.title,
+        question=flag.question,
         version=flag.version,
         kind=flag.kind,
         note=flag.note,
@@ -177,9 +187,15 @@ def flag_article(
 ) -> schemas.FlagRead:
     """Report a published article as wrong, outdated or missing something (纠错)."""
     flag = service.flag_article(
-        session, principal=agent, key=key, kind=body.kind, note=body.note, call_id=body.call_id
+        session,
+        principal=agent,
+        key=key,
+        kind=body.kind,
+        note=body.note,
+        call_id=body.call_id,
+        question=body.question,
     )
-    return _flag_read(flag, service.get_article(session, key))
+    return _flag_read(session, flag, service.get_article(session, key))
 
 
 # -- editors: error reports -------------------------------------------------------------------
@@ -195,7 +211,7 @@ def list_flags(
 ) -> list[schemas.FlagRead]:
     """Error reports, newest first (editors tied to departments see theirs)."""
     return [
-        _flag_read(f, a)
+        _flag_read(session, f, a)
         for f, a in service.list_flags(
             session, principal=editor, status=status, key=key, limit=limit
         )
@@ -208,7 +224,7 @@ def resolve_flag(
 ) -> schemas.FlagRead:
     """Resolve an error report with a corrected new version of the article."""
     flag = service.resolve_flag(session, principal=editor, flag_id=flag_id, **body.model_dump())
-    return _flag_read(flag, service.get_flag(session, flag_id)[1])
+    return _flag_read(session, flag, service.get_flag(session, flag_id)[1])
 
 
 @router.post("/flags/{flag_id}/decline", response_model=schemas.FlagRead)
@@ -217,7 +233,7 @@ def decline_flag(
 ) -> schemas.FlagRead:
     """Decline an error report with a reason."""
     flag = service.decline_flag(session, principal=editor, flag_id=flag_id, reason=body.reason)
-    return _flag_read(flag, service.get_flag(session, flag_id)[1])
+    return _flag_read(session, flag, service.get_flag(session, flag_id)[1])
 
 
 # -- editors: articles and workflow -------------------------------------------------------------
@@ -237,9 +253,13 @@ def list_articles(
     category: Annotated[str | None, Query(max_length=64)] = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
     review_due_before: date | None = None,
+    stale_months: Annotated[
+        int | None, Query(ge=0, le=120, description="not reviewed for this many months")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=200, description="in the title or key")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-) -> list[Article]:
+) -> list[dict]:
     """The editors' work list, most recently changed first."""
     return service.list_articles(
         session,
@@ -247,9 +267,81 @@ def list_articles(
         category=category,
         department=department,
         review_due_before=review_due_before,
+        stale_months=stale_months,
+        q=q,
         limit=limit,
         offset=offset,
     )
+
+
+@router.get("/categories", response_model=list[schemas.CategoryCount])
+def list_categories(session: SessionDep, _editor: Reviewer) -> list[dict]:
+    """The categories in use, for the work list's filter."""
+    return service.categories(session)
+
+
+@router.post("/preview", response_model=schemas.PreviewRead)
+def preview(body: schemas.PreviewBody, _editor: Editor) -> dict:
+    """A Markdown body rendered exactly as agents and citizens will see it (saves nothing)."""
+    return {"body_html": service.render_markdown(body.body)}
+
+
+@router.get("/usage", response_model=schemas.UsageRead)
+def usage(
+    session: SessionDep,
+    _editor: Reviewer,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    days: Annotated[int, Query(ge=1, le=366, description="gaps searched in these days")] = 90,
+) -> dict:
+    """The articles most opened during calls, and questions that found nothing (gaps)."""
+    return service.usage(session, limit=limit, gap_days=days)
+
+
+IMPORT_FORMAT = (
+    "JSON lines (UTF-8): one object a line with key, title, body (Markdown), category, "
+    "keywords, optionally department and review_by (YYYY-MM-DD)"
+)
+
+
+@router.get("/import", response_model=schemas.ImportLimits)
+def import_limits(_editor: Editor) -> dict:
+    """What the import takes: the file format and its largest size."""
+    return {"max_bytes": get_settings().kb_import_max_bytes, "format": IMPORT_FORMAT}
+
+
+@router.post("/import", response_model=schemas.ImportReportRead)
+def import_file(
+    session: SessionDep,
+    editor: Editor,
+    file: Annotated[UploadFile, File(description="a JSON lines file")],
+) -> dict:
+    """Import articles from a JSON lines file (the format of ``hotline kb import``) as new
+    versions submitted for review: another editor approves and publishes them. A line equal
+    to the newest version changes nothing; bad lines are reported with their numbers."""
+    limit = get_settings().kb_import_max_bytes
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise AppError(
+            "kb.import_too_large",
+            f"the file is larger than {limit} bytes; split it or use `hotline kb import`",
+            status_code=413,
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AppError(
+            "kb.import_not_utf8", f"the file is not UTF-8 text (byte {exc.start})"
+        ) from exc
+    if not text.strip():
+        raise AppError("kb.import_empty", "the file has no lines")
+    report = service.import_for_review(session, text.splitlines(), principal=editor)
+    return {
+        "lines": report.lines,
+        "created": report.created,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "errors": [{"line": line, "message": message} for line, message in report.errors],
+    }
 
 
 @router.post("/articles", response_model=schemas.ArticleRead, status_code=201)
@@ -362,7 +454,14 @@ def article_diff(
 ) -> dict:
     """A unified diff between two versions."""
     diff = service.diff_versions(session, key=key, from_version=from_version, to_version=to_version)
-    return {"key": key, "from_version": from_version, "to_version": to_version, "diff": diff}
+    rows = service.diff_rows(session, key=key, from_version=from_version, to_version=to_version)
+    return {
+        "key": key,
+        "from_version": from_version,
+        "to_version": to_version,
+        "diff": diff,
+        "rows": rows,
+    }
 
 
 # -- editors: synonyms ------------------------------------------------------------------------

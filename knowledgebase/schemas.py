@@ -81,6 +81,7 @@ class ArticleSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     key: str
+    title: str = Field(description="title of the newest version")
     category: str
     department: str | None
     status: str
@@ -92,6 +93,15 @@ class ArticleSummary(BaseModel):
     flag_count: int
     helpful_votes: int
     unhelpful_votes: int
+    created_by: str
+    last_reviewed_at: datetime = Field(
+        description="the newest approval; never approved: when published, else created"
+    )
+
+
+class CategoryCount(BaseModel):
+    category: str
+    articles: int
 
 
 class VersionSummary(BaseModel):
@@ -130,11 +140,18 @@ class HistoryRead(BaseModel):
     reviews: list[ReviewRead] = Field(description="newest first")
 
 
+class DiffBlock(BaseModel):
+    op: Literal["equal", "replace", "delete", "insert"]
+    left: list[str] = Field(description="lines of the older version")
+    right: list[str] = Field(description="lines of the newer version")
+
+
 class DiffRead(BaseModel):
     key: str
     from_version: int
     to_version: int
     diff: str = Field(description="unified diff of title, keywords, category and body")
+    rows: list[DiffBlock] = Field(description="the same, side by side, in blocks of lines")
 
 
 class ApproveBody(BaseModel):
@@ -159,11 +176,16 @@ class FlagCreate(BaseModel):
     kind: Literal["wrong", "outdated", "missing"]
     note: str = Field("", max_length=2000)
     call_id: str | None = Field(None, max_length=64)
+    question: str | None = Field(
+        None, max_length=500, description="what the caller asked (the agent's search)"
+    )
 
 
 class FlagRead(BaseModel):
     id: int
     key: str
+    title: str = Field(description="title of the version the agent saw")
+    question: str | None
     version: int
     kind: str
     note: str
@@ -205,6 +227,55 @@ class CountersRead(BaseModel):
     open_flags: int
     helpful_votes: int
     unhelpful_votes: int
+
+
+class PreviewBody(BaseModel):
+    body: str = Field(max_length=100_000, description="Markdown")
+
+
+class PreviewRead(BaseModel):
+    body_html: str = Field(description="the body rendered to safe HTML, as agents will see it")
+
+
+class ViewedArticle(BaseModel):
+    key: str
+    title: str
+    category: str
+    views_in_calls: int
+    helpful_votes: int
+    unhelpful_votes: int
+    flag_count: int
+
+
+class SearchGapRead(BaseModel):
+    query: str = Field(description="the question, normalized (NFKC, lower case)")
+    searches: int
+    first_at: datetime
+    last_at: datetime
+    found_now: int = Field(description="articles the same question finds now")
+
+
+class UsageRead(BaseModel):
+    most_viewed: list[ViewedArticle]
+    gaps: list[SearchGapRead] = Field(description="questions that found nothing, most asked first")
+
+
+class ImportLimits(BaseModel):
+    max_bytes: int
+    format: str
+
+
+class ImportLineError(BaseModel):
+    line: int
+    message: str
+
+
+class ImportReportRead(BaseModel):
+    lines: int
+    created: int
+    updated: int
+    unchanged: int
+    errors: list[ImportLineError]
 
 
 class SynonymRead(BaseModel):

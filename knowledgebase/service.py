@@ -32,7 +32,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
@@ -52,6 +52,7 @@ from knowledgebase.models import (
     Flag,
     Review,
     SearchDocument,
+    SearchGap,
     Synonym,
 )
 
@@ -320,11 +321,36 @@ def list_articles(
     category: str | None = None,
     department: str | None = None,
     review_due_before: date | None = None,
+    stale_months: int | None = None,
+    q: str | None = None,
     limit: int = 50,
     offset: int = 0,
-) -> list[Article]:
-    """Articles for the editors' work list, most recently changed first."""
-    query = select(Article)
+) -> list[dict[str, Any]]:
+    """Articles for the editors' work list, most recently changed first.
+
+    Each row is the article's columns plus ``title`` (of the newest version) and
+    ``last_reviewed_at``: the newest approval, or for an article never approved (imported, or
+    still a draft) when it was published or created. ``stale_months`` keeps the articles not
+    reviewed for that many months (30-day months); ``q`` matches the title or the key.
+    """
+    approved = (
+        select(Review.article_id, func.max(Review.created_at).label("at"))
+        .where(Review.decision == "approved")
+        .group_by(Review.article_id)
+        .subquery()
+    )
+    reviewed = func.coalesce(approved.c.at, Article.published_at, Article.created_at)
+    query = (
+        select(Article, ArticleVersion.title, reviewed.label("last_reviewed_at"))
+        .join(
+            ArticleVersion,
+            and_(
+                ArticleVersion.article_id == Article.id,
+                ArticleVersion.number == Article.current_version,
+            ),
+        )
+        .outerjoin(approved, approved.c.article_id == Article.id)
+    )
     if status:
         query = query.where(Article.status == status)
     if category:
@@ -333,8 +359,55 @@ def list_articles(
         query = query.where(Article.department == department)
     if review_due_before:
         query = query.where(Article.review_by <= review_due_before)
+    if stale_months is not None:
+        query = query.where(reviewed < utcnow() - timedelta(days=30 * stale_months))
+    if q and q.strip():
+        words = q.strip()
+        query = query.where(
+            or_(
+                ArticleVersion.title.icontains(words, autoescape=True),
+                Article.key.icontains(words, autoescape=True),
+            )
+        )
     query = query.order_by(Article.updated_at.desc(), Article.key).limit(limit).offset(offset)
-    return list(session.scalars(query))
+    rows = []
+    for article, title, last_reviewed_at in session.execute(query):
+        rows.append(
+            {
+                **{c: getattr(article, c) for c in _SUMMARY_COLUMNS},
+                "title": title,
+                "last_reviewed_at": last_reviewed_at,
+            }
+        )
+    return rows
+
+
+_SUMMARY_COLUMNS = (
+    "key",
+    "category",
+    "department",
+    "status",
+    "current_version",
+    "published_version",
+    "review_by",
+    "updated_at",
+    "views_in_calls",
+    "flag_count",
+    "helpful_votes",
+    "unhelpful_votes",
+    "created_by",
+)
+
+
+def categories(session: Session) -> list[dict[str, Any]]:
+    """Every category in use, with how many articles (retired ones left out) it holds."""
+    rows = session.execute(
+        select(Article.category, func.count())
+        .where(Article.status != "retired")
+        .group_by(Article.category)
+        .order_by(Article.category)
+    )
+    return [{"category": category, "articles": count} for category, count in rows]
 
 
 def head_version(session: Session, article: Article) -> ArticleVersion:
@@ -851,6 +924,21 @@ def diff_versions(session: Session, *, key: str, from_version: int, to_version: 
     )
 
 
+def diff_rows(
+    session: Session, *, key: str, from_version: int, to_version: int
+) -> list[dict[str, Any]]:
+    """The same comparison side by side: blocks of lines (``equal``, ``replace``, ``delete``,
+    ``insert``) with the old lines on the left and the new ones on the right."""
+    article = get_article(session, key)
+    old = _diff_lines(get_version(session, article, from_version))
+    new = _diff_lines(get_version(session, article, to_version))
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    return [
+        {"op": op, "left": old[i1:i2], "right": new[j1:j2]}
+        for op, i1, i2, j1, j2 in matcher.get_opcodes()
+    ]
+
+
 # -- error reports (纠错) and counters ---------------------------------------------------------
 
 
@@ -869,8 +957,10 @@ def flag_article(
     kind: str,
     note: str = "",
     call_id: str | None = None,
+    question: str | None = None,
 ) -> Flag:
-    """An agent reports a published article as wrong, outdated or missing something."""
+    """An agent reports a published article as wrong, outdated or missing something;
+    ``question`` is what the caller asked (the agent's search), for the editor."""
     if kind not in FLAG_KINDS:
         raise AppError("kb.invalid_flag", f"kind must be one of {list(FLAG_KINDS)}")
     article = _published_article(session, key)
@@ -880,6 +970,7 @@ def flag_article(
         kind=kind,
         note=note,
         call_id=call_id,
+        question=(question or "").strip() or None,
         status="open",
         created_by=principal.username,
         created_at=utcnow(),
@@ -1125,6 +1216,108 @@ def delete_synonym(session: Session, *, principal: Principal, term: str) -> None
     )
     publish_after_commit(session, TOPIC, "kb.synonym_deleted", {"term": term})
     session.flush()
+
+
+# -- usage: most used articles and questions nobody answered -------------------------------------
+
+GAP_MIN_CHARS = 2
+GAP_MAX_CHARS = 100
+# The search is public: anyone could send endless different questions. Past this many rows
+# the ones not asked within GAP_KEEP_DAYS go; if none are that old, a new question is not
+# counted (the questions already counted still are).
+GAP_MAX_ROWS = 10_000
+GAP_KEEP_DAYS = 90
+
+
+def gap_query(q: str) -> str | None:
+    """The form a question is counted under as a content gap, or None when too short to mean
+    anything (a half-typed word while searching as you type)."""
+    text = " ".join(kb_search.normalize(q).split())[:GAP_MAX_CHARS]
+    return text if len(text) >= GAP_MIN_CHARS else None
+
+
+def record_search_gap(session: Session, q: str) -> None:
+    """Count a question that found no article. One UPDATE … + 1, and an INSERT in a savepoint
+    when the question is new, so two processes counting the same new question lose nothing."""
+    text = gap_query(q)
+    if text is None:
+        return
+    now = utcnow()
+    bumped = session.execute(
+        update(SearchGap)
+        .where(SearchGap.query == text)
+        .values(searches=SearchGap.searches + 1, last_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if bumped:
+        return
+    if (session.scalar(select(func.count()).select_from(SearchGap)) or 0) >= GAP_MAX_ROWS:
+        session.execute(
+            delete(SearchGap).where(SearchGap.last_at < now - timedelta(days=GAP_KEEP_DAYS))
+        )
+        if (session.scalar(select(func.count()).select_from(SearchGap)) or 0) >= GAP_MAX_ROWS:
+            return
+    try:
+        with session.begin_nested():
+            session.add(SearchGap(query=text, searches=1, first_at=now, last_at=now))
+    except IntegrityError:
+        session.execute(
+            update(SearchGap)
+            .where(SearchGap.query == text)
+            .values(searches=SearchGap.searches + 1, last_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def usage(session: Session, *, limit: int = 20, gap_days: int = GAP_KEEP_DAYS) -> dict[str, Any]:
+    """The published articles agents opened most during calls (never opened: left out), and
+    the questions of the last ``gap_days`` that found nothing, most asked first, each with how
+    many articles the same question finds now (an article written since closes the gap)."""
+    viewed = session.execute(
+        select(Article, ArticleVersion.title)
+        .join(
+            ArticleVersion,
+            and_(
+                ArticleVersion.article_id == Article.id,
+                ArticleVersion.number == Article.published_version,
+            ),
+        )
+        .where(Article.published_version.is_not(None), Article.views_in_calls > 0)
+        .order_by(Article.views_in_calls.desc(), Article.key)
+        .limit(limit)
+    ).all()
+    since = utcnow() - timedelta(days=gap_days)
+    gaps = session.scalars(
+        select(SearchGap)
+        .where(SearchGap.last_at >= since)
+        .order_by(SearchGap.searches.desc(), SearchGap.last_at.desc())
+        .limit(limit)
+    ).all()
+    index = current_index(session)
+    return {
+        "most_viewed": [
+            {
+                "key": article.key,
+                "title": title,
+                "category": article.category,
+                "views_in_calls": article.views_in_calls,
+                "helpful_votes": article.helpful_votes,
+                "unhelpful_votes": article.unhelpful_votes,
+                "flag_count": article.flag_count,
+            }
+            for article, title in viewed
+        ],
+        "gaps": [
+            {
+                "query": gap.query,
+                "searches": gap.searches,
+                "first_at": gap.first_at,
+                "last_at": gap.last_at,
+                "found_now": len(index.search(gap.query, limit=5)),
+            }
+            for gap in gaps
+        ],
+    }
 
 
 # -- review reminders ----------------------------------------------------------------------
@@ -1418,6 +1611,83 @@ def import_records(
             },
         )
     return report
+
+
+def import_for_review(
+    session: Session, lines: Iterable[str], *, principal: Principal
+) -> ImportReport:
+    """An uploaded file's articles as new versions submitted for review, not published.
+
+    What ``hotline kb import`` (run by an operator) publishes at once, an editor's upload
+    sends through the second pair of eyes every other change needs: a new key becomes a
+    draft by ``principal`` and is submitted, a changed one a new version submitted; another
+    editor approves and publishes it. A line equal to the newest version changes nothing.
+    Bad lines (and lines the workflow refuses, e.g. another department's article) are
+    reported with their numbers and left out; each good line is kept in its own savepoint.
+    """
+    report = ImportReport()
+    for number, line in enumerate(lines, start=1):
+        parsed = parse_line(line, number)
+        if parsed is None:
+            continue
+        report.lines += 1
+        if not isinstance(parsed, dict):
+            report.errors.append(parsed)
+            continue
+        try:
+            record = ArticleRecord.model_validate(parsed)
+        except ValidationError as exc:
+            report.errors.append((number, _describe(exc)))
+            continue
+        try:
+            with session.begin_nested():
+                outcome = _import_one_for_review(session, principal, record)
+        except AppError as exc:
+            report.errors.append((number, f"{exc.code}: {exc.message}"))
+            continue
+        setattr(report, outcome, getattr(report, outcome) + 1)
+    return report
+
+
+def _import_one_for_review(session: Session, principal: Principal, record: ArticleRecord) -> str:
+    article = session.scalar(select(Article).where(Article.key == record.key))
+    if article is None:
+        create_article(
+            session,
+            principal=principal,
+            key=record.key,
+            title=record.title,
+            body=record.body,
+            category=record.category,
+            keywords=record.keywords,
+            department=record.department,
+            review_by=record.review_by,
+            note="imported",
+        )
+        submit_article(session, principal=principal, key=record.key)
+        return "created"
+    head = head_version(session, article)
+    content = (record.title, record.body, record.keywords, record.category)
+    if content == (head.title, head.body, list(head.keywords), head.category):
+        return "unchanged"
+    owner: dict[str, Any] = {}
+    if record.department is not None:
+        owner["department"] = record.department
+    if record.review_by is not None:
+        owner["review_by"] = record.review_by
+    edit_article(
+        session,
+        principal=principal,
+        key=record.key,
+        title=record.title,
+        body=record.body,
+        keywords=record.keywords,
+        category=record.category,
+        note="imported",
+        **owner,
+    )
+    submit_article(session, principal=principal, key=record.key)
+    return "updated"
 
 
 def export_records(session: Session) -> Iterator[dict[str, Any]]:

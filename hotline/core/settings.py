@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         description="largest body of POST /api/v1/calls/events, which takes up to 5,000 "
         "events from the telephony system in one batch",
     )
+    kb_import_max_bytes: int = Field(
+        4 * 1024 * 1024,
+        ge=1024,
+        description="largest knowledge-base file uploaded at POST /api/v1/kb/import (JSON "
+        "lines); a larger one is refused with 413 before it is read",
+    )
     forwarded_allow_ips: list[str] = Field(
         default_factory=list,
         description="addresses of the reverse proxies whose X-Forwarded-For/-Proto are "

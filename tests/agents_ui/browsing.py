@@ -47,6 +47,7 @@ USERS = {
     "sup": (["supervisor"], []),
     "disp": (["dispatcher"], []),
     "editor": (["editor"], []),
+    "editor2": (["editor"], []),  # the second pair of eyes on the knowledge base
     "admin": (["admin"], []),
 }
 XSS = '<script>window.__xss=1</script><img src=x onerror="window.__xss=2">'

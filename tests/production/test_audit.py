@@ -35,6 +35,7 @@ NOT_AUDITED: dict[tuple[str, str], str] = {
     ("PUT", "/api/v1/agents/{username}/state"): "kept as agent_state_changes with the time",
     ("POST", "/api/v1/kb/articles/{key}/views"): "a counter",
     ("POST", "/api/v1/kb/articles/{key}/votes"): "a counter",
+    ("POST", "/api/v1/kb/preview"): "reads only (renders a draft's Markdown)",
     ("POST", "/api/v1/calls/{call_id}/handover-110"): "kept as the handover with agent and time",
     ("POST", "/api/v1/police-link/from-110"): "audited as police.transfer_received by 'cti'",
     ("POST", "/api/v1/auth/password"): "audited as user.password_changed, shown in "
@@ -49,6 +50,7 @@ class Change:
     role: str  # who makes the change (a user of that name has that role)
     body: Any = None
     path: Callable[[Any], str] | None = None  # the concrete path, when it needs the world
+    files: Any = None  # a multipart upload instead of a JSON body
 
 
 def _key_prefix(world) -> str:
@@ -235,6 +237,18 @@ SCENARIO: list[Change] = [
         {"reason": "核实无误"},
         lambda w: f"/api/v1/kb/flags/{w.values['new_flag']}/decline",
     ),
+    Change(
+        "POST",
+        "/api/v1/kb/import",
+        "editor",
+        files={
+            "file": (
+                "kb.jsonl",
+                '{"key":"KB-AUDIT-IMPORT","title":"导入审计","body":"正文。","category":"其他"}\n',
+                "application/x-ndjson",
+            )
+        },
+    ),
     Change("POST", "/api/v1/routing/models/train", "admin"),
     Change(
         "POST",
@@ -275,7 +289,11 @@ def test_each_admin_change_writes_an_audit_row_with_actor_and_time(world):
         last_id = _newest_id()
         started = datetime.now(UTC) - timedelta(seconds=1)
         response = world.client.request(
-            change.method, path, json=change.body, headers=world.headers[change.role]
+            change.method,
+            path,
+            json=change.body,
+            files=change.files,
+            headers=world.headers[change.role],
         )
         finished = datetime.now(UTC) + timedelta(seconds=1)
         assert response.status_code < 300, f"{change.method} {path}: {response.text}"

@@ -38,11 +38,13 @@ export function safeNext(value) {
 
 /**
  * Call the API. options: method, query (object), json (body), form (object, sent as
- * application/x-www-form-urlencoded). Resolves to the parsed body; rejects with ApiError
+ * application/x-www-form-urlencoded), upload (FormData, sent as multipart). Resolves to the parsed body; rejects with ApiError
  * carrying the server's stable error code. A 401 (token expired or revoked) goes back to
  * the log-in page.
  */
-export async function api(path, { method = "GET", query, json, form, authRedirect = true } = {}) {
+export async function api(path, {
+  method = "GET", query, json, form, upload, authRedirect = true,
+} = {}) {
   const url = new URL(path, location.origin);
   for (const [key, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(key, value);
@@ -56,6 +58,8 @@ export async function api(path, { method = "GET", query, json, form, authRedirec
     body = JSON.stringify(json);
   } else if (form !== undefined) {
     body = new URLSearchParams(form);
+  } else if (upload !== undefined) {
+    body = upload; // the browser sets the multipart Content-Type with its boundary
   }
   let response;
   try {

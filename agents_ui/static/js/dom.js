@@ -220,3 +220,50 @@ export function reconcileList(list, items, { key, signature, build, empty }) {
     if (list.children[index] !== row) list.insertBefore(row, list.children[index] || null);
   });
 }
+
+// The tags a rendered article body may hold (markdown-it "commonmark" with tables and
+// strikethrough, raw HTML escaped by the server), and the attributes kept on them.
+const ARTICLE_TAGS = new Set([
+  "p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em", "code", "pre",
+  "blockquote", "hr", "br", "a", "s", "del", "table", "thead", "tbody", "tr", "th", "td", "img",
+]);
+const SAFE_URL = /^(https?:|mailto:|tel:|\/(?!\/)|#)/i;
+
+/**
+ * An article body the server rendered to HTML, as DOM nodes rebuilt from a whitelist: the
+ * HTML is parsed into an inert document (no script runs, nothing loads) and only the tags
+ * above are recreated, each with its text as text nodes; links keep an http(s), mailto, tel or
+ * same-site href, everything else (attributes, styles, unknown tags) is dropped. The server
+ * already escapes raw HTML in Markdown: this is the second wall, as for snippetNodes().
+ */
+export function articleNodes(html) {
+  const doc = new DOMParser().parseFromString(String(html ?? ""), "text/html");
+  const fragment = document.createDocumentFragment();
+  const copy = (source, target) => {
+    for (const node of source.childNodes) {
+      if (node.nodeType === Node.TEXT_NODE) {
+        target.append(document.createTextNode(node.textContent));
+      } else if (node.nodeType === Node.ELEMENT_NODE) {
+        const tag = node.tagName.toLowerCase();
+        if (!ARTICLE_TAGS.has(tag)) {
+          copy(node, target); // keep the words of anything unexpected, not its markup
+          continue;
+        }
+        if (tag === "img") {
+          target.append(document.createTextNode(node.getAttribute("alt") || ""));
+          continue;
+        }
+        const el = document.createElement(tag);
+        if (tag === "a") {
+          const href = node.getAttribute("href") || "";
+          if (SAFE_URL.test(href)) el.setAttribute("href", href);
+          el.setAttribute("rel", "noopener noreferrer");
+        }
+        copy(node, el);
+        target.append(el);
+      }
+    }
+  };
+  copy(doc.body, fragment);
+  return fragment;
+}

@@ -3,7 +3,8 @@
 //
 // Contract: GET /api/v1/kb/search?q=&limit= → [{key, title, snippet, score, category}],
 // the snippet holding escaped text and <mark> only; POST /api/v1/kb/articles/{key}/flags
-// {kind: wrong|outdated|missing, note}. Until the knowledge base is deployed the search
+// {kind: wrong|outdated|missing, note, question}, the question being the search that found
+// the article (what the caller asked). Until the knowledge base is deployed the search
 // answers 404: the pane then says so instead of failing.
 
 import { api, ApiError, describeError } from "./api.js";
@@ -11,7 +12,13 @@ import { debounce, h, KIND_LABELS, replaceChildren, snippetNodes } from "./dom.j
 
 const RESULT_LIMIT = 8;
 
-export function mountKbPane(container, { headingLevel = 2 } = {}) {
+/**
+ * Mount the pane. reportErrors: offer "报告错误" on each result (agents; editors fix articles
+ * themselves); articleHref(key): make each title a link there (the editors' article view).
+ */
+export function mountKbPane(container, {
+  headingLevel = 2, reportErrors = true, articleHref = null,
+} = {}) {
   const input = h("input", {
     id: "kb-search", type: "search", name: "q", "data-testid": "kb-search",
     autocomplete: "off", placeholder: "例如：社保卡挂失", "aria-describedby": "kb-status",
@@ -39,7 +46,7 @@ export function mountKbPane(container, { headingLevel = 2 } = {}) {
     try {
       const found = await api("/api/v1/kb/search", { query: { q, limit: RESULT_LIMIT } });
       if (ticket !== latest) return; // an older answer arriving after a newer one
-      drawResults(results, found);
+      drawResults(results, found, q, { reportErrors, articleHref });
       status.textContent = found.length ? `找到 ${found.length} 条相关知识。` : "没有找到相关知识。";
     } catch (error) {
       if (ticket !== latest) return;
@@ -59,26 +66,27 @@ export function mountKbPane(container, { headingLevel = 2 } = {}) {
   return { input, search };
 }
 
-function drawResults(list, found) {
+function drawResults(list, found, question, { reportErrors, articleHref }) {
   list.replaceChildren(...found.map((article) => {
     const flagArea = h("div", { class: "flag-area" });
     const reportButton = h("button", {
       type: "button", class: "button-quiet button-small", "aria-expanded": "false",
-      on: { click: () => toggleFlagForm(article, flagArea, reportButton) },
+      on: { click: () => toggleFlagForm(article, flagArea, reportButton, question) },
     }, "报告错误");
     return h("li", { class: "kb-result", "data-key": article.key },
       h("article", {},
-        h("h3", { class: "kb-title" }, article.title),
+        h("h3", { class: "kb-title" },
+          articleHref ? h("a", { href: articleHref(article.key) }, article.title) : article.title),
         h("p", { class: "kb-snippet" }, snippetNodes(article.snippet)),
         h("p", { class: "meta" }, article.category ? `分类：${article.category}` : "",
           article.key ? ` · 编号 ${article.key}` : ""),
-        reportButton, flagArea));
+        reportErrors ? reportButton : null, reportErrors ? flagArea : null));
   }));
 }
 
 let flagFormCount = 0;
 
-function toggleFlagForm(article, area, button) {
+function toggleFlagForm(article, area, button, question) {
   if (area.firstChild) {
     area.replaceChildren();
     button.setAttribute("aria-expanded", "false");
@@ -99,7 +107,7 @@ function toggleFlagForm(article, area, button) {
       h("button", { type: "submit", class: "button-small" }, "提交报告"),
       h("button", {
         type: "button", class: "button-quiet button-small",
-        on: { click: () => toggleFlagForm(article, area, button) },
+        on: { click: () => toggleFlagForm(article, area, button, question) },
       }, "取消")),
     message);
   form.addEventListener("submit", async (event) => {
@@ -107,7 +115,8 @@ function toggleFlagForm(article, area, button) {
     const kind = form.querySelector("input[type=radio]:checked").value;
     try {
       await api(`/api/v1/kb/articles/${encodeURIComponent(article.key)}/flags`, {
-        method: "POST", json: { kind, note: note.value.trim() },
+        // The search that led here is the caller's question: the editor sees what was asked.
+        method: "POST", json: { kind, note: note.value.trim(), question },
       });
       area.replaceChildren(h("p", { class: "success", role: "status" }, "已提交，感谢反馈，编辑会尽快核实。"));
       button.setAttribute("aria-expanded", "false");
