@@ -23,7 +23,9 @@ from agents_ui.gateway import Gateway
 from agents_ui.gateway import router as gateway_router
 from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
+from agents_ui.portal import router as portal_pages_router
 from dispatch.open311.router import router as open311_router
+from dispatch.portal import router as portal_api
 from dispatch.routing import suggest as routing_suggest
 from dispatch.routing import training as routing_training
 from dispatch.routing.router import router as routing_router
@@ -182,6 +184,7 @@ def create_app() -> FastAPI:
     app.include_router(kb_router)
     app.include_router(ivr_router)
     app.include_router(police_router)
+    app.include_router(portal_api.router)
 
     app.add_middleware(RequestConcurrencyLimit)
 
@@ -191,7 +194,12 @@ def create_app() -> FastAPI:
     app.add_middleware(
         LimitRequestBodySize,
         default_limit=settings.max_body_bytes,
-        limits_by_path={"/api/v1/calls/events": settings.max_call_events_body_bytes},
+        limits_by_path={
+            "/api/v1/calls/events": settings.max_call_events_body_bytes,
+            # The citizens' photos: up to HOTLINE_PORTAL_MAX_PHOTOS of
+            # HOTLINE_PORTAL_MAX_PHOTO_BYTES each.
+            "/api/v1/portal/requests": portal_api.submission_body_limit(),
+        },
     )
 
     # Added after the limit, so it runs outside it: latency includes the wait to be admitted.
@@ -199,6 +207,7 @@ def create_app() -> FastAPI:
 
     # The browser pages last: their "/" and "/static" must not shadow an API route.
     app.include_router(pages_router)
+    app.include_router(portal_pages_router)
     mount_static(app)
 
     return app
