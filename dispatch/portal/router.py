@@ -268,12 +268,13 @@ class Tracked(BaseModel):
     timeline: list[Step]
 
 
-TrackingToken = Annotated[str, Header(alias="X-Tracking-Token", max_length=64)]
+# Optional here so that a missing token answers as a wrong one does (404), not with a 422.
+TrackingToken = Annotated[str | None, Header(alias="X-Tracking-Token", max_length=64)]
 
 
 @router.get("/track", response_model=Tracked)
 def portal_track(
-    request: Request, session: SessionDep, limiter: Limiter, token: TrackingToken
+    request: Request, session: SessionDep, limiter: Limiter, token: TrackingToken = None
 ) -> dict[str, Any]:
     """The ticket behind a tracking token: status, public timeline, reply, deadlines."""
     service.limit_lookups(limiter, _address(request))
@@ -282,7 +283,11 @@ def portal_track(
 
 @router.get("/track/photos/{photo_id}", response_class=Response)
 def portal_track_photo(
-    photo_id: int, request: Request, session: SessionDep, limiter: Limiter, token: TrackingToken
+    photo_id: int,
+    request: Request,
+    session: SessionDep,
+    limiter: Limiter,
+    token: TrackingToken = None,
 ) -> Response:
     """One of the ticket's photos, for the citizen holding its tracking token."""
     service.limit_lookups(limiter, _address(request))
@@ -297,7 +302,11 @@ class Rating(BaseModel):
 
 @router.post("/track/rating", response_model=Tracked)
 def portal_rate(
-    body: Rating, request: Request, session: SessionDep, limiter: Limiter, token: TrackingToken
+    body: Rating,
+    request: Request,
+    session: SessionDep,
+    limiter: Limiter,
+    token: TrackingToken = None,
 ) -> dict[str, Any]:
     """The citizen's 回访 of the reply: unsatisfied reopens the ticket (重办)."""
     service.limit_lookups(limiter, _address(request))

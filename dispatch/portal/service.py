@@ -412,7 +412,7 @@ def _keep_photos(session: Session, ticket: Ticket, cleaned) -> list[int]:
 # -- following -----------------------------------------------------------------------------------
 
 
-def _ticket_for(session: Session, token: str) -> Ticket:
+def _ticket_for(session: Session, token: str | None) -> Ticket:
     """The ticket a tracking token opens; a wrong token and a missing one answer the same."""
     ticket = None
     if 20 <= len(token or "") <= 64:
@@ -496,7 +496,7 @@ def _timeline(session: Session, ticket: Ticket, routing, mask) -> list[dict[str,
     return steps
 
 
-def view(session: Session, token: str) -> dict[str, Any]:
+def view(session: Session, token: str | None) -> dict[str, Any]:
     """The ticket behind a tracking token, as its citizen may see it (see the module's doc)."""
     ticket = _ticket_for(session, token)
     routing = routing_service.current_routing(session)
@@ -530,7 +530,7 @@ def view(session: Session, token: str) -> dict[str, Any]:
     }
 
 
-def photo_for_link(session: Session, token: str, photo_id: int) -> Photo:
+def photo_for_link(session: Session, token: str | None, photo_id: int) -> Photo:
     ticket = _ticket_for(session, token)
     photo = session.get(Photo, photo_id)
     if photo is None or photo.ticket_id != ticket.id:
@@ -548,7 +548,7 @@ def photo_for_staff(session: Session, principal, photo_id: int) -> Photo:
 
 
 def rate(
-    session: Session, *, token: str, satisfaction: str, resolved: bool | None
+    session: Session, *, token: str | None, satisfaction: str, resolved: bool | None
 ) -> dict[str, Any]:
     """The citizen's 回访 of the reply: the same action as an agent's visit (unsatisfied
     reopens the ticket as 重办), recorded with the source ``app``."""

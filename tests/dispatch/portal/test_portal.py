@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from dispatch.portal.models import Photo
 from dispatch.routing import service as routing_service
-from dispatch.tickets.models import Ticket, TicketAction
+from dispatch.tickets.models import Ticket
 from hotline.core import db, sms
 from hotline.core.settings import get_settings
 
@@ -250,10 +250,15 @@ def test_a_phone_callers_ticket_is_followed_with_number_and_phone(portal):
     client = portal["client"]
     ticket = client.post(
         "/api/v1/tickets",
-        json={"channel": "phone", "content": CONTENT, "address": "香洲区拱北", "caller_phone": PHONE,
-              "matter_code": "SC-01"},
+        json={
+            "channel": "phone",
+            "content": CONTENT,
+            "address": "香洲区拱北",
+            "caller_phone": PHONE,
+            "matter_code": "SC-01",
+        },
         headers=portal["agent"],
-    ).json()  # fmt: skip
+    ).json()
     found = client.post(
         "/api/v1/portal/lookup", json={"number": ticket["number"]}, headers=verified(client)
     )
