@@ -14,6 +14,7 @@ import redis
 from fastapi import APIRouter, Depends, Header, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile as StarletteUpload
 
 from dispatch.portal import service
@@ -213,7 +214,11 @@ async def portal_submit(
         )
     finally:
         await form.close()
-    return service.submit(session, limiter, phone=phone, address=_address(request), sub=sub)
+    # Routing, the database and re-encoding photos are blocking work: in the thread pool, as
+    # FastAPI runs plain handlers, so that one submission never stalls the process's loop.
+    return await run_in_threadpool(
+        service.submit, session, limiter, phone=phone, address=_address(request), sub=sub
+    )
 
 
 class Lookup(BaseModel):
