@@ -63,7 +63,8 @@ def page(title: str, name: str, main: str, *, status_code: int = 200) -> HTMLRes
 
 
 def _add_static(path: str, filename: str, title: str, name: str) -> None:
-    def handler() -> HTMLResponse:
+    # async: no I/O (the templates are cached), so no hop through the thread pool.
+    async def handler() -> HTMLResponse:
         return page(title, name, _template(filename))
 
     router.add_api_route(
@@ -76,7 +77,7 @@ for _path, (_file, _title, _name) in STATIC_PAGES.items():
 
 
 @router.get(PREFIX + "/t/{token}", name="portal.ticket", response_class=HTMLResponse)
-def tracked_ticket(token: str) -> HTMLResponse:
+async def tracked_ticket(token: str) -> HTMLResponse:
     """The tracking page's shell: the script reads the token from the address and asks the
     API with it in a header. Nothing of the ticket is in this HTML, so a cache holds none."""
     return page("办理情况", "ticket", _template("ticket.html"))
@@ -160,7 +161,7 @@ def knowledge_article(key: str, session: SessionDep) -> HTMLResponse:
 
 
 @router.get(PREFIX + "/manifest.webmanifest", name="portal.manifest")
-def manifest() -> JSONResponse:
+async def manifest() -> JSONResponse:
     return JSONResponse(
         {
             "name": "珠海12345 市民服务",

@@ -198,9 +198,17 @@ def phone_from_token(token: str | None) -> str:
 
 
 def places(session: Session) -> list[dict[str, Any]]:
-    """Districts and functional areas with their towns in force today, for the pickers."""
-    ruleset = routing_service.current_routing(session).ruleset
+    """Districts and functional areas with their towns in force today, for the pickers
+    (built once a day per revision of the reference data)."""
+    routing = routing_service.current_routing(session)
     today = routing_service.local_today()
+    cached = routing.derived.get("portal_places")
+    if cached is None or cached[0] != today:
+        cached = routing.derived["portal_places"] = (today, _places(routing.ruleset, today))
+    return cached[1]
+
+
+def _places(ruleset, today) -> list[dict[str, Any]]:
     towns = ruleset.towns_on(today)
     out = []
     for area in ruleset.areas:

@@ -91,6 +91,9 @@ def test_a_citizen_submits_follows_and_rates_from_a_phone(browser, server, axe_s
     page.goto(f"{server.url}/m")
     wait_ready(page)
     check_page(page, axe_script, "home")
+    # Installable: the manifest is linked and the service worker takes the portal's scope.
+    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+    assert scope == f"{server.url}/m"
 
     page.get_by_role("link", name="登记诉求").first.tap()
     page.wait_for_url(re.compile(r"/m/submit$"))
