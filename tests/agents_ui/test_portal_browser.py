@@ -249,4 +249,5 @@ def test_the_wall_shows_requests_by_channel(browser, server):
     expect(channels.locator('li[data-channel="app"]')).to_contain_text("件")
     expect(channels.locator('li[data-channel="phone"]')).to_contain_text("件")
     expect(wall.locator("#channel-share")).not_to_have_text("—")
+    channels.screenshot(path="/tmp/shots-portal/wall-channels.png")  # for a person to look at
     wall.context.close()
