@@ -123,6 +123,7 @@ def test_a_citizen_submits_follows_and_rates_from_a_phone(browser, server, axe_s
     assert re.fullmatch(r"ZH\d{14}", number)
     link = page.locator("#tracking-link").get_attribute("href")
     assert re.fullmatch(r"/m/t/[A-Za-z0-9_-]{32,}", link)
+    expect(page.get_by_test_id("portal-tracking-url")).to_have_text(server.url + link)
     check_page(page, axe_script, "submitted")
 
     # An ordinary ticket of channel app, its photo without the place it was taken.

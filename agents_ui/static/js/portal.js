@@ -247,6 +247,7 @@ async function initSubmit() {
       const answer = await call("/requests", { method: "POST", form: data, headers: { "X-Phone-Token": token } });
       $("#ticket-number").textContent = answer.number;
       $("#tracking-link").href = `/m/t/${answer.token}`;
+      $("#tracking-url").textContent = `${window.location.origin}/m/t/${answer.token}`;
       $("#merged-note").hidden = !answer.merged;
       form.hidden = true;
       const done = $("#submitted");
