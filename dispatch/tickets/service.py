@@ -1106,6 +1106,8 @@ def report(
             func.count().filter(Ticket.replied_at.is_not(None)).label("finished"),
             func.count().filter(satisfied).label("satisfied"),
             func.count().filter(Ticket.satisfaction.is_not(None)).label("visited"),
+            # The last 回访 made by the citizen in the app, not by an agent's call.
+            func.count().filter(Ticket.visit_source == "app").label("visited_in_app"),
             func.count().filter(Ticket.status.in_(OPEN_STATUSES)).label("open_now"),
             func.count()
             .filter(and_(Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < now))
@@ -1140,6 +1142,7 @@ def report(
                 "returns": returns.get(r.key, 0),
                 "satisfaction_rate": round(r.satisfied / r.visited, 4) if r.visited else None,
                 "visited": r.visited,
+                "visited_in_app": r.visited_in_app,
                 "open_now": r.open_now,
                 "overdue_now": r.overdue_now,
             }
@@ -1155,6 +1158,7 @@ def report(
                 "returns": returns[key],
                 "satisfaction_rate": None,
                 "visited": 0,
+                "visited_in_app": 0,
                 "open_now": 0,
                 "overdue_now": 0,
             }

@@ -164,6 +164,9 @@ def test_a_citizen_submits_follows_and_rates_the_same_way_an_agent_visits(portal
     assert detail["finish_deadline"] and detail["lead_department"] == MARKET
     visit = [e for e in detail["trail"] if e["action"] == "visit"][-1]
     assert visit["actor"] == "citizen:app" and visit["detail"]["source"] == "app"
+    period = {"start": "2000-01-01T00:00:00", "end": "2099-01-01T00:00:00"}
+    (row,) = client.get("/api/v1/reports/tickets", params=period, headers=portal["agent"]).json()
+    assert row["key"] == MARKET and row["visited"] == 1 and row["visited_in_app"] == 1
 
     # ... and the agent's next 回访 is told apart.
     assert act("market", "reply", reply="已退款").status_code == 200
