@@ -23,8 +23,10 @@ from agents_ui.gateway import Gateway
 from agents_ui.gateway import router as gateway_router
 from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
+from agents_ui.portal import router as portal_pages_router
 from dispatch.open311.router import router as open311_router
 from dispatch.oversight.router import router as oversight_router
+from dispatch.portal import router as portal_api
 from dispatch.replay_router import router as routing_draft_router
 from dispatch.routing import service as routing_service
 from dispatch.routing import suggest as routing_suggest
@@ -190,6 +192,7 @@ def create_app() -> FastAPI:
     app.include_router(kb_router)
     app.include_router(ivr_router)
     app.include_router(police_router)
+    app.include_router(portal_api.router)
 
     app.add_middleware(RequestConcurrencyLimit)
 
@@ -203,6 +206,9 @@ def create_app() -> FastAPI:
             "/api/v1/calls/events": settings.max_call_events_body_bytes,
             # the multipart envelope around the file adds well under 64 KiB
             "/api/v1/kb/import": settings.kb_import_max_bytes + 65536,
+            # The citizens' photos: up to HOTLINE_PORTAL_MAX_PHOTOS of
+            # HOTLINE_PORTAL_MAX_PHOTO_BYTES each.
+            "/api/v1/portal/requests": portal_api.submission_body_limit(),
         },
     )
 
@@ -211,6 +217,7 @@ def create_app() -> FastAPI:
 
     # The browser pages last: their "/" and "/static" must not shadow an API route.
     app.include_router(pages_router)
+    app.include_router(portal_pages_router)
     mount_static(app)
 
     return app

@@ -555,6 +555,10 @@ def demo(
         typer.echo(f"  KPI wall    {url}/wall        (supervisors)")
         typer.echo(f"  inbox       {url}/inbox       (departments)")
         typer.echo(f"  desk        {url}/desk        (dispatchers)")
+        typer.echo(
+            f"  citizens    {url}/m           (the mobile portal; SMS codes are written to "
+            f"{settings.resolved_data_dir / 'sms-outbox.jsonl'})"
+        )
         typer.echo(f"  API docs    {url}/docs")
         typer.echo(f"  health      {url}/healthz")
         typer.echo(f"\nlogins (password {demo_data.DEMO_PASSWORD}):")

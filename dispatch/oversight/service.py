@@ -55,7 +55,7 @@ PARTS: dict[str, str] = {
     "overdue": "未超期率",
 }
 # Who asked the citizen for a verdict (follow_ups.source): a new source is a new entry here.
-SOURCES: dict[str, str] = {"hotline": "热线回访", "portal": "市民门户"}
+SOURCES: dict[str, str] = {"hotline": "热线回访", "app": "市民门户（手机）"}
 NO_AREA = "none"  # the area filter's value for tickets no place was found for
 MAX_DAYS = 400  # a period of at most about a year (a report, not a data dump)
 TREND_MONTHS = 12

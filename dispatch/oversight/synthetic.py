@@ -168,7 +168,7 @@ def generate(
                     {
                         "ticket_id": t["id"],
                         "department_code": lead,
-                        "source": "portal" if rng.random() < 0.15 else "hotline",
+                        "source": "app" if rng.random() < 0.15 else "hotline",
                         "satisfaction": verdict,
                         "resolved": verdict != "unsatisfied",
                         "actor": "synthetic",

@@ -82,6 +82,9 @@ class Ticket(Base):
     reply: Mapped[str | None] = mapped_column(Text, nullable=True)
     satisfaction: Mapped[str | None] = mapped_column(String(24), nullable=True)
     resolved: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    # Who made the last 回访: "hotline" (an agent's call) or a citizen channel ("app"), so
+    # oversight counts citizens' own ratings apart from the agents' visits.
+    visit_source: Mapped[str | None] = mapped_column(String(16), nullable=True)
     first_contact_resolution: Mapped[bool] = mapped_column(Boolean, default=False)
     return_count: Mapped[int] = mapped_column(Integer, default=0)
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -77,6 +77,7 @@ class TicketRead(BaseModel):
     overdue: bool
     reply: str | None
     satisfaction: str | None
+    visit_source: str | None = None
     first_contact_resolution: bool
     return_count: int
     reopen_count: int
@@ -140,6 +141,7 @@ def _view(session: Session, ticket: Ticket) -> dict[str, Any]:
         "overdue": ticket.overdue,
         "reply": ticket.reply,
         "satisfaction": ticket.satisfaction,
+        "visit_source": ticket.visit_source,
         "first_contact_resolution": ticket.first_contact_resolution,
         "return_count": ticket.return_count,
         "reopen_count": ticket.reopen_count,

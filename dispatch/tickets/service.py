@@ -51,6 +51,7 @@ OPEN_STATUSES = ("pending_dispatch", "dispatched", "accepted", "replied", "visit
 STATUSES = (*OPEN_STATUSES, "closed")
 SATISFACTION = ("satisfied", "basically_satisfied", "unsatisfied")
 DUPLICATE_WINDOW = timedelta(days=7)
+VISIT_BY_HOTLINE = "hotline"  # an agent's 回访 call; citizens' own ratings carry their channel
 DESK = "DESK"
 HOTLINE_ROLES = privacy.HOTLINE_ROLES
 
@@ -787,6 +788,26 @@ def act(
     try:
         ticket = get(session, principal, number)
         _check(principal, ticket, action, body.get("version"))
+    except StaleDataError as exc:
+        raise Conflict(
+            "ticket.version_conflict", "someone else changed this ticket at the same time; reload"
+        ) from exc
+    if action == "visit":
+        body = {**body, "source": VISIT_BY_HOTLINE}
+    return _perform(session, principal, ticket, action, body, actor=principal.username)
+
+
+def _perform(
+    session: Session,
+    principal: Principal | None,
+    ticket: Ticket,
+    action: str,
+    body: dict[str, Any],
+    *,
+    actor: str,
+) -> Ticket:
+    """Apply a checked action: the handler, the trail, the events, linked duplicates."""
+    try:
         before, department = ticket.status, ticket.lead_department
         now = utcnow()
         # Every action touches the row, so the version check guards actions that only add
@@ -795,17 +816,46 @@ def act(
         with session.no_autoflush:
             detail = _HANDLERS[action](session, principal, ticket, body, now) or {}
         session.flush()
-        _record(
-            session, ticket, action, principal.username, before, department=department, **detail
-        )
+        _record(session, ticket, action, actor, before, department=department, **detail)
         publish_change(session, ticket, f"ticket.{action.replace('-', '_')}")
-        _follow_parent(session, ticket, action, principal.username, now)
+        _follow_parent(session, ticket, action, actor, now)
         session.flush()
     except StaleDataError as exc:
         raise Conflict(
             "ticket.version_conflict", "someone else changed this ticket at the same time; reload"
         ) from exc
     return ticket
+
+
+def visit_by_citizen(
+    session: Session, *, ticket: Ticket, satisfaction: str, resolved: bool, source: str
+) -> Ticket:
+    """The citizen's own 回访 (from the app): the same action as an agent's visit, with the
+    same effect (unsatisfied reopens the ticket as 重办 with a new deadline), recorded with
+    ``source`` in the ticket (``visit_source``) and its trail, and the actor ``citizen:SOURCE``.
+    The caller has established that this citizen owns the ticket."""
+    if source not in CHANNELS or source == VISIT_BY_HOTLINE:
+        raise AppError("ticket.bad_channel", f"unknown visit source {source!r}")
+    rule = ACTIONS["visit"]
+    if ticket.status not in rule.statuses:
+        raise Conflict(
+            "ticket.invalid_transition",
+            f"cannot visit a ticket that is {ticket.status}",
+            status=ticket.status,
+        )
+    body = {"satisfaction": satisfaction, "resolved": resolved, "source": source}
+    return _perform(session, None, ticket, "visit", body, actor=f"citizen:{source}")
+
+
+def received_by_channel(session: Session, since: datetime) -> dict[str, int]:
+    """Tickets received since ``since``, per channel (phone, app, …): the wall shows how much
+    of the demand the citizens' own channels take off the phones (分流)."""
+    rows = session.execute(
+        select(Ticket.channel, func.count())
+        .where(Ticket.received_at >= since)
+        .group_by(Ticket.channel)
+    ).all()
+    return {channel: count for channel, count in rows}
 
 
 def _do_dispatch(session, principal, ticket: Ticket, body, now) -> dict:
@@ -964,12 +1014,13 @@ def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
         raise AppError("ticket.bad_satisfaction", f"satisfaction must be one of {SATISFACTION}")
     resolved = bool(body.get("resolved", satisfaction != "unsatisfied"))
     ticket.satisfaction, ticket.resolved = satisfaction, resolved
+    ticket.visit_source = body.get("source", VISIT_BY_HOTLINE)
     record_follow_up(
         session,
         ticket=ticket,
         satisfaction=satisfaction,
         resolved=resolved,
-        source="hotline",
+        source=ticket.visit_source,
         actor=principal.username,
         at=now,
     )
@@ -985,7 +1036,12 @@ def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
         _schedule(session, ticket, "finish", now, ticket.finish_deadline, now=now)
     else:
         ticket.status = "visited"
-    return {"satisfaction": satisfaction, "resolved": resolved, "note": body.get("note")}
+    return {
+        "satisfaction": satisfaction,
+        "resolved": resolved,
+        "note": body.get("note"),
+        "source": ticket.visit_source,
+    }
 
 
 def record_follow_up(
@@ -1161,6 +1217,8 @@ def report(
             func.count().filter(Ticket.replied_at.is_not(None)).label("finished"),
             func.count().filter(satisfied).label("satisfied"),
             func.count().filter(Ticket.satisfaction.is_not(None)).label("visited"),
+            # The last 回访 made by the citizen in the app, not by an agent's call.
+            func.count().filter(Ticket.visit_source == "app").label("visited_in_app"),
             func.count().filter(Ticket.status.in_(OPEN_STATUSES)).label("open_now"),
             func.count()
             .filter(and_(Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < now))
@@ -1195,6 +1253,7 @@ def report(
                 "returns": returns.get(r.key, 0),
                 "satisfaction_rate": round(r.satisfied / r.visited, 4) if r.visited else None,
                 "visited": r.visited,
+                "visited_in_app": r.visited_in_app,
                 "open_now": r.open_now,
                 "overdue_now": r.overdue_now,
             }
@@ -1210,6 +1269,7 @@ def report(
                 "returns": returns[key],
                 "satisfaction_rate": None,
                 "visited": 0,
+                "visited_in_app": 0,
                 "open_now": 0,
                 "overdue_now": 0,
             }

@@ -1,4 +1,6 @@
-"""The request body size limit: a body too big for its route is refused before it is read.
+"""Limits on what clients may send: body sizes, and rate limits for public routes.
+
+The request body size limit: a body too big for its route is refused before it is read.
 
 Without it an unauthenticated 200 MB JSON body was read whole (and parsed) before the 401,
 raising the API process from 0.3 to 1.1 GB. The limit runs outside every middleware that
@@ -10,11 +12,13 @@ arrives and refused as soon as it passes the limit.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
+import redis
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hotline.core.errors import error_body
+from hotline.core.errors import AppError, error_body
 
 TOO_LARGE_CODE = "request.too_large"
 
@@ -106,3 +110,71 @@ async def _refuse(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+# -- rate limits -----------------------------------------------------------------------------------
+
+
+class RateLimited(AppError):
+    """Too many requests of one kind: 429 ``request.rate_limited`` with ``Retry-After``.
+
+    ``scope`` (phone, address, global, …) tells the client which limit it met, so a page can
+    say whether waiting or trying another way helps."""
+
+    status_code = 429
+
+    def __init__(self, message: str, *, scope: str, retry_after: int) -> None:
+        retry_after = max(1, int(retry_after))
+        super().__init__(RATE_LIMITED_CODE, message, scope=scope, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
+        self.retry_after = retry_after
+
+
+class LimiterUnavailable(AppError):
+    """The limits cannot be counted (Redis is down): a public route refuses rather than runs
+    without them, since unlimited SMS codes or submissions cost money and flood the desk."""
+
+    status_code = 503
+
+    def __init__(self) -> None:
+        super().__init__("request.limiter_unavailable", "temporarily unavailable; try again soon")
+        self.headers = {"Retry-After": "5"}
+
+
+RATE_LIMITED_CODE = "request.rate_limited"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``limit`` events per ``window_seconds`` for one ``scope`` and key."""
+
+    scope: str
+    limit: int
+    window_seconds: int
+    message: str = "too many requests; try again later"
+
+
+def hit(client: redis.Redis, name: str, key: str, *limits: RateLimit) -> None:
+    """Count one event against each limit (fixed windows that start with their first event);
+    raise ``RateLimited`` for the first limit passed.
+
+    Every limit is counted even when an earlier one refuses, so that someone hammering a
+    limit they already passed never gets a fresh window in the next one. A limit with
+    ``limit <= 0`` is off. Raises ``LimiterUnavailable`` when Redis does not answer."""
+    active = [lim for lim in limits if lim.limit > 0]
+    if not active:
+        return
+    keys = [f"limit:{name}:{lim.scope}:{key if lim.scope != 'global' else '*'}" for lim in active]
+    try:
+        pipe = client.pipeline()
+        for redis_key, lim in zip(keys, active, strict=True):
+            pipe.set(redis_key, 0, ex=lim.window_seconds, nx=True)
+            pipe.incr(redis_key)
+        counts = pipe.execute()[1::2]
+        for redis_key, lim, count in zip(keys, active, counts, strict=True):
+            if int(count) > lim.limit:
+                ttl = client.ttl(redis_key)
+                retry = int(ttl) if ttl and ttl > 0 else lim.window_seconds
+                raise RateLimited(lim.message, scope=lim.scope, retry_after=retry)
+    except (redis.RedisError, OSError) as exc:
+        raise LimiterUnavailable() from exc

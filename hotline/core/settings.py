@@ -190,6 +190,45 @@ class Settings(BaseSettings):
         5, ge=0, description="... to 31 December this many years after the current one"
     )
 
+    sms_sender: Literal["outbox", "http"] = Field(
+        "outbox",
+        description="how verification codes reach phones: outbox (a file in the data dir, "
+        "development and tests) or http (the SMS gateway below)",
+    )
+    sms_gateway_url: str | None = Field(
+        None, description="the SMS gateway's URL; POST {phone, text} as JSON"
+    )
+    sms_gateway_token: SecretStr = Field(
+        SecretStr(""), description="bearer token sent to the SMS gateway"
+    )
+    portal_codes_per_phone_hour: int = Field(
+        5, ge=0, description="verification codes one phone may be sent per hour (0: no limit)"
+    )
+    portal_requests_per_address_hour: int = Field(
+        30,
+        ge=0,
+        description="portal submissions and code requests from one client address per hour",
+    )
+    portal_requests_per_phone_day: int = Field(
+        10, ge=0, description="portal submissions one verified phone may make per day"
+    )
+    portal_requests_global_minute: int = Field(
+        600, ge=0, description="portal submissions and code requests per minute, all citizens"
+    )
+    portal_lookups_per_address_minute: int = Field(
+        120, ge=0, description="portal status reads from one client address per minute"
+    )
+    portal_duplicate_minutes: int = Field(
+        10,
+        ge=0,
+        description="a second submission of the same text from the same phone within this "
+        "many minutes is merged into the first",
+    )
+    portal_max_photos: int = Field(3, ge=0, le=9, description="photos per portal submission")
+    portal_max_photo_bytes: int = Field(
+        5 * 1024 * 1024, ge=1024, description="largest photo a citizen may upload, in bytes"
+    )
+
     @model_validator(mode="after")
     def _refuse_default_secret_outside_development(self) -> Settings:
         if self.env == "production":
@@ -200,6 +239,8 @@ class Settings(BaseSettings):
                 )
             if self.cti_token.get_secret_value() == "development-cti-token":
                 raise ValueError("HOTLINE_CTI_TOKEN is still the development default")
+            if self.sms_sender == "http" and not self.sms_gateway_url:
+                raise ValueError("HOTLINE_SMS_SENDER=http needs HOTLINE_SMS_GATEWAY_URL")
         return self
 
     @property

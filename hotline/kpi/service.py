@@ -469,7 +469,15 @@ def _wall_snapshot(session: Session, *, now: datetime | None = None) -> dict[str
         "agents_by_state": by_state,
         "alert": {"active": bool(alert and alert.active), "since": alert.since if alert else None},
         "overdue_by_department": ticket_service.overdue_by_department(session),
+        # Today's requests by channel: how much the app and other channels take off the phones.
+        "tickets_by_channel": ticket_service.received_by_channel(session, _local_midnight(now)),
     }
+
+
+def _local_midnight(now: datetime | None) -> datetime:
+    tz = get_settings().tz
+    local = (now or utcnow()).astimezone(tz)
+    return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
 
 
 _ALERT = "answer_rate_15m"

@@ -68,6 +68,7 @@ class Server:
     url: str
     http: httpx.Client
     tokens: dict[str, str] = field(default_factory=dict)
+    data_dir: Path | None = None  # the server's HOTLINE_DATA_DIR (its SMS outbox, its logs)
 
     def token(self, username: str) -> str:
         if username not in self.tokens:

@@ -57,7 +57,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
                 pass
             assert time.monotonic() < deadline, "hotline serve did not become healthy"
             time.sleep(0.1)
-        yield Server(url=url, http=http)
+        yield Server(url=url, http=http, data_dir=data_dir)
     finally:
         http.close()
         process.send_signal(signal.SIGINT)

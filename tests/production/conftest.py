@@ -181,6 +181,7 @@ def _populate(client: TestClient) -> World:
         "flag_id": str(flag["id"]),
         "term": "社保卡",
         "fmt": "json",
+        "photo_id": "1",
     }
     return world
 

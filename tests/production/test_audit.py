@@ -38,6 +38,14 @@ NOT_AUDITED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/kb/preview"): "reads only (renders a draft's Markdown)",
     ("POST", "/api/v1/calls/{call_id}/handover-110"): "kept as the handover with agent and time",
     ("POST", "/api/v1/police-link/from-110"): "audited as police.transfer_received by 'cti'",
+    ("POST", "/api/v1/portal/codes"): "a text message; counted in Redis for the limits",
+    ("POST", "/api/v1/portal/codes/verify"): "uses up a code (Redis); changes no data",
+    ("POST", "/api/v1/portal/requests"): "a ticket with its trail (portal_submitted, citizen:app)",
+    (
+        "POST",
+        "/api/v1/portal/lookup",
+    ): "a new tracking link of the ticket (portal_links, created_at)",
+    ("POST", "/api/v1/portal/track/rating"): "in the ticket's trail (visit by citizen:app)",
     ("POST", "/api/v1/auth/password"): "audited as user.password_changed, shown in "
     "tests/security/test_revocation.py (this world's users have no real password hash)",
 }

@@ -30,6 +30,8 @@ class Expect:
     roles: frozenset[str] = frozenset()
     public: bool = False  # no token needed
     cti: bool = False  # the telephony system's X-CTI-Token, never a user's bearer token
+    # a citizen's X-Phone-Token or X-Tracking-Token (the portal), never a user's bearer token
+    citizen: bool = False
     hidden: frozenset[str] = frozenset()  # roles answered 404: they cannot see the row
     body: Any = None  # a request body where the handler (not the guard) checks the role
     query: dict[str, Any] = field(default_factory=dict)
@@ -45,6 +47,8 @@ def roles(*names: str, **extra: Any) -> Expect:
 PUBLIC = Expect(public=True)
 ANY_USER = roles(*ROLES)
 CTI = Expect(cti=True)
+CITIZEN = Expect(public=True, citizen=True)
+CITIZEN_CODES = ("portal.phone_unverified", "portal.not_found")
 ADMIN = roles()
 
 # (method, path) -> Expect. Probes run in this order per route: anonymous, then ROLES.
@@ -164,6 +168,19 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("PUT", "/api/v1/police-link/matters"): roles("supervisor"),
     ("POST", "/api/v1/calls/{call_id}/handover-110"): roles("agent"),
     ("POST", "/api/v1/police-link/from-110"): CTI,
+    # the citizens' portal: public, or a citizen's own phone or tracking token
+    ("GET", "/api/v1/portal/places"): PUBLIC,
+    ("GET", "/api/v1/portal/suggest"): Expect(public=True, query={"q": "噪音"}),
+    ("POST", "/api/v1/portal/codes"): PUBLIC,
+    ("POST", "/api/v1/portal/codes/verify"): PUBLIC,
+    ("POST", "/api/v1/portal/requests"): CITIZEN,
+    ("POST", "/api/v1/portal/lookup"): Expect(public=True, citizen=True, body={"number": "ZH1"}),
+    ("GET", "/api/v1/portal/track"): CITIZEN,
+    ("GET", "/api/v1/portal/track/photos/{photo_id}"): CITIZEN,
+    ("POST", "/api/v1/portal/track/rating"): Expect(
+        public=True, citizen=True, body={"satisfaction": "satisfied"}
+    ),
+    ("GET", "/api/v1/portal/photos/{photo_id}"): roles(*STAFF, "department"),
 }
 
 # Outside /api/v1, everything is public by design: health and metrics for operators, Open311
@@ -195,6 +212,15 @@ OUTSIDE_API = {
     ("GET", "/favicon.ico"),
     ("WS", "/ws"),
     ("MOUNT", "/static"),
+    # the citizens' portal: its pages, the knowledge rendered for citizens, the web app files
+    ("GET", "/m"),
+    ("GET", "/m/submit"),
+    ("GET", "/m/track"),
+    ("GET", "/m/t/{token}"),
+    ("GET", "/m/kb"),
+    ("GET", "/m/kb/{key}"),
+    ("GET", "/m/manifest.webmanifest"),
+    ("GET", "/m/sw.js"),
 }
 
 
@@ -249,6 +275,13 @@ def test_role_matrix(world, method: str, path: str):
 
     anonymous = _probe(world, method, path, expect, {})
     seen["anonymous"] = anonymous.status_code
+    if expect.citizen:
+        # Without the citizen's token: refused as a wrong token would be, whoever asks.
+        for who, headers in [("anonymous", {}), *((r, world.headers[r]) for r in ROLES)]:
+            response = _probe(world, method, path, expect, headers)
+            assert response.status_code in (401, 404), f"{who}: {response.text}"
+            assert _code(response) in CITIZEN_CODES, f"{who}: {response.text}"
+        return
     if expect.public:
         assert anonymous.status_code not in (401, 403), anonymous.text
     else:

@@ -170,6 +170,7 @@ ORIGINALS = [
     "13612345555",
     "0756-8123456",
     "13512344444",
+    "13712340000",  # the portal's citizen
 ]
 CALLER_NAME = "张三丰"
 PERSONAL = (
@@ -198,6 +199,7 @@ class Scene:
     api_ticket: str
     open311_ticket: str
     desk_ticket: str
+    portal_token: str = ""
     # (method, path) -> what the department was answered there during the scene
     seen: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
@@ -269,6 +271,7 @@ def scene(client, make_user) -> Scene:
         201,
     ).json()["number"]
     scene = Scene(client, headers, api["number"], open311_number, desk_number)
+    portal_number, scene.portal_token = _portal_ticket(client)
     act = ("POST", "/api/v1/tickets/{number}/{action}")
 
     def department_acts(number: str, action: str, **body: Any) -> None:
@@ -305,6 +308,8 @@ def scene(client, make_user) -> Scene:
     )
     department_acts(scene.desk_ticket, "accept")
     department_acts(scene.open311_ticket, "accept")
+    department_acts(portal_number, "accept")
+    department_acts(portal_number, "reply", reply="已回电13712340000及0756-2123456，已退款")
     # An event carrying a caller's data on the department's own topic, as a future event type
     # might: the bus does not mask, the edges do.
     with db.transaction() as session:
@@ -315,6 +320,32 @@ def scene(client, make_user) -> Scene:
             {"content": PERSONAL, "caller_phone": CALLER_PHONE, "caller_name": CALLER_NAME},
         )
     return scene
+
+
+def _portal_ticket(client: TestClient) -> tuple[str, str]:
+    """A request through the citizens' portal, full of personal data: number, tracking token."""
+    from hotline.core import sms
+
+    phone = "13712340000"
+    _ok(client.post("/api/v1/portal/codes", json={"phone": phone}), 202)
+    code = sms.read_outbox(sms.outbox_path(), phone)[-1].split("验证码是")[1][:6]
+    verify = {"phone": phone, "code": code}
+    token = _ok(client.post("/api/v1/portal/codes/verify", json=verify)).json()["phone_token"]
+    created = _ok(
+        client.post(
+            "/api/v1/portal/requests",
+            data={
+                "content": "商家拒绝退款。" + PERSONAL,
+                "name": CALLER_NAME,
+                "matter_code": "SC-01",
+                "area_code": "XZ",
+                "address": "拱北夏湾，门口电话(0756)2123457",
+            },
+            headers={"X-Phone-Token": token},
+        ),
+        201,
+    ).json()
+    return created["number"], created["token"]
 
 
 def _department_calls(scene: Scene) -> dict[tuple[str, str], Callable[[], list[str]]]:
@@ -355,8 +386,22 @@ def _department_calls(scene: Scene) -> dict[tuple[str, str], Callable[[], list[s
             for fmt in ("json", "xml")
         ]
 
+    def portal() -> list[str]:
+        """What anyone holding the tracking link sees: the citizen's own words, masked."""
+        tracking = {"X-Tracking-Token": scene.portal_token}
+        return [_ok(client.get("/api/v1/portal/track", headers=tracking)).text]
+
+    def portal_rating() -> list[str]:
+        tracking = {"X-Tracking-Token": scene.portal_token}
+        body = {"satisfaction": "satisfied"}
+        answer = client.post("/api/v1/portal/track/rating", json=body, headers=tracking)
+        assert answer.status_code in (200, 409), answer.text  # 409: rated already
+        return [answer.text]
+
     reports = {"start": "2000-01-01T00:00:00", "end": "2099-01-01T00:00:00"}
     return {
+        ("GET", "/api/v1/portal/track"): portal,
+        ("POST", "/api/v1/portal/track/rating"): portal_rating,
         ("GET", "/api/v1/auth/me"): get("/api/v1/auth/me"),
         ("GET", "/api/v1/events"): get("/api/v1/events"),
         ("GET", "/api/v1/tickets"): inbox,
@@ -401,6 +446,18 @@ WITHOUT_CALLER_DATA = {
     *(("GET", page) for page in ("/", "/login", "/console", "/wall", "/desk", "/inbox")),
     *(("GET", page) for page in ("/kb", "/admin", "/favicon.ico")),
     *(("GET", page) for page in ("/reports", "/reports/print")),  # the oversight's pages
+    # the citizens' portal: pickers, codes, new numbers and tokens, a page shell, photos
+    # (pixels only: re-encoded without EXIF), the published knowledge base, the web app files
+    ("GET", "/api/v1/portal/places"),
+    ("GET", "/api/v1/portal/suggest"),
+    ("POST", "/api/v1/portal/codes"),  # answers the phone masked
+    ("POST", "/api/v1/portal/codes/verify"),
+    ("POST", "/api/v1/portal/requests"),
+    ("POST", "/api/v1/portal/lookup"),
+    ("GET", "/api/v1/portal/track/photos/{photo_id}"),
+    ("GET", "/api/v1/portal/photos/{photo_id}"),
+    *(("GET", page) for page in ("/m", "/m/submit", "/m/track", "/m/t/{token}", "/m/kb")),
+    *(("GET", page) for page in ("/m/kb/{key}", "/m/manifest.webmanifest", "/m/sw.js")),
 }
 
 

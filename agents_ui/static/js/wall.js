@@ -94,6 +94,8 @@ function drawWall(wall) {
       h("span", { class: "count overdue-count" }, `${row.overdue} 件`)))
     : [h("li", {}, h("span", {}, "没有超期工单"))]);
 
+  drawChannels(wall.tickets_by_channel || {});
+
   const banner = $("#wall-alert");
   if (wall.alert && wall.alert.active) {
     replaceChildren(banner, h("p", { class: "alert-banner" },
@@ -104,6 +106,24 @@ function drawWall(wall) {
   }
   drawAlerts();
   $("#updated-at").textContent = fmtClock(state.fetchedAt);
+}
+
+// Today's tickets by the channel they came in through: the share of the citizens' own
+// channels (the app above all) is the 分流 taken off the phone lines.
+const CHANNEL_LABELS = {
+  phone: "电话", app: "手机应用", web: "网站", wechat: "微信", open311: "开放接口", 110: "110转办",
+};
+
+function drawChannels(byChannel) {
+  const rows = Object.entries(byChannel).sort((a, b) => b[1] - a[1]);
+  const total = rows.reduce((sum, [, n]) => sum + n, 0);
+  const others = total - (byChannel.phone || 0);
+  $("#channel-share").textContent = total ? fmtPercent(others / total) : "—";
+  replaceChildren($("#channel-list"), rows.length
+    ? rows.map(([channel, n]) => h("li", { "data-channel": channel },
+      h("span", {}, CHANNEL_LABELS[channel] || channel),
+      h("span", { class: "count" }, `${n} 件`)))
+    : [h("li", {}, h("span", {}, "今日暂无工单"))]);
 }
 
 function drawLongestWait() {

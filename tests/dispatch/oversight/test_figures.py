@@ -91,7 +91,7 @@ def test_the_generated_history_has_every_kind_of_case(history):
     assert len(history.tickets) == 4000
     statuses = Counter(t["status"] for t in history.tickets)
     assert set(statuses) == OPEN | {"closed"}
-    assert {f["source"] for f in history.follow_ups} == {"hotline", "portal"}
+    assert {f["source"] for f in history.follow_ups} == {"hotline", "app"}
     assert {e["status"] for e in history.extensions} >= {"approved", "rejected"}
     assert any(t["reopen_count"] for t in history.tickets) and history.returns
 
@@ -106,8 +106,8 @@ def test_department_figures_match_the_reference_count(history, area):
 
 
 def test_satisfaction_of_one_source_is_counted_apart(history):
-    expected = reference_counts(history, NOVEMBER, source="portal")
-    answer = report(source="portal")
+    expected = reference_counts(history, NOVEMBER, source="app")
+    answer = report(source="app")
     got = {r["key"]: r["counts"] for r in answer["rows"]}
     assert got == expected
     everything = {r["key"]: r for r in report(with_sources=True)["rows"]}
@@ -115,7 +115,7 @@ def test_satisfaction_of_one_source_is_counted_apart(history):
         by_source = r["satisfaction_by_source"]
         for verdict in ("satisfied", "basically_satisfied", "unsatisfied"):
             assert sum(v[verdict] for v in by_source.values()) == r["counts"][verdict]
-        assert by_source.get("portal", {}).get("satisfied", 0) == expected[code]["satisfied"]
+        assert by_source.get("app", {}).get("satisfied", 0) == expected[code]["satisfied"]
 
 
 def expected_score(c: dict, weights: dict) -> float | None:

@@ -168,6 +168,7 @@ def row(key: str, **figures) -> dict:
         "returns": 0,
         "satisfaction_rate": None,
         "visited": 0,
+        "visited_in_app": 0,
         "open_now": 0,
         "overdue_now": 0,
     }
