@@ -1021,7 +1021,8 @@ def _do_visit(session, principal, ticket: Ticket, body, now) -> dict:
         satisfaction=satisfaction,
         resolved=resolved,
         source=ticket.visit_source,
-        actor=principal.username,
+        # no principal: the citizen rated it in the app (visit_by_citizen)
+        actor=principal.username if principal else f"citizen:{ticket.visit_source}",
         at=now,
     )
     if satisfaction == "unsatisfied":
