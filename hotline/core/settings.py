@@ -239,6 +239,12 @@ class Settings(BaseSettings):
                 )
             if self.cti_token.get_secret_value() == "development-cti-token":
                 raise ValueError("HOTLINE_CTI_TOKEN is still the development default")
+            if self.sms_sender == "outbox":
+                # The outbox is a file nobody reads: citizens would never get their codes.
+                raise ValueError(
+                    "HOTLINE_SMS_SENDER=outbox only writes codes to a file; in production set "
+                    "HOTLINE_SMS_SENDER=http and HOTLINE_SMS_GATEWAY_URL"
+                )
             if self.sms_sender == "http" and not self.sms_gateway_url:
                 raise ValueError("HOTLINE_SMS_SENDER=http needs HOTLINE_SMS_GATEWAY_URL")
         return self

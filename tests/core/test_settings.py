@@ -15,6 +15,8 @@ def test_production_accepts_a_real_secret(monkeypatch):
     monkeypatch.setenv("HOTLINE_ENV", "production")
     monkeypatch.setenv("HOTLINE_SECRET_KEY", "x" * 40)
     monkeypatch.setenv("HOTLINE_CTI_TOKEN", "y" * 40)
+    monkeypatch.setenv("HOTLINE_SMS_SENDER", "http")
+    monkeypatch.setenv("HOTLINE_SMS_GATEWAY_URL", "https://sms.example.gov.cn/send")
     assert Settings().secret_key.get_secret_value() != DEVELOPMENT_SECRET_KEY
 
 

@@ -73,6 +73,11 @@ def test_the_outbox_keeps_messages_apart_by_phone(tmp_path):
     assert sms.read_outbox(tmp_path / "outbox.jsonl", "13800000001") == ["one", "three"]
 
 
+def test_production_refuses_the_development_outbox():
+    with pytest.raises(ValidationError, match="HOTLINE_SMS_SENDER=outbox"):
+        Settings(env="production", secret_key="s" * 48, cti_token="c" * 32, _env_file=None)
+
+
 def test_production_with_the_http_sender_needs_its_gateway():
     with pytest.raises(ValidationError, match="HOTLINE_SMS_GATEWAY_URL"):
         Settings(

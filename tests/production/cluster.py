@@ -471,6 +471,9 @@ class Cluster:
             "HOTLINE_ENV": "production",
             "HOTLINE_SECRET_KEY": "cluster-test-secret-" + "x" * 40,
             "HOTLINE_CTI_TOKEN": "cluster-test-cti-token-" + "y" * 20,
+            # production refuses the development SMS outbox; these tests send no codes
+            "HOTLINE_SMS_SENDER": "http",
+            "HOTLINE_SMS_GATEWAY_URL": "http://127.0.0.1:9/no-sms-in-these-tests",
             "HOTLINE_DATA_DIR": str(root / "data"),
             "HOTLINE_DATABASE_URL": pg.url(database),
             **redis_setting,
