@@ -85,7 +85,6 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("visit_source", sa.String(length=16), nullable=True))
 
 
-
 def downgrade() -> None:
     # Not batch mode: on SQLite it would copy the tickets table and drop the old one, and the
     # drop would cascade to every ticket's trail. SQLite (3.35+) drops a column in place.
