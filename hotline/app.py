@@ -23,6 +23,7 @@ from agents_ui.gateway import Gateway
 from agents_ui.gateway import router as gateway_router
 from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
+from dispatch.hotspots.router import router as hotspots_router
 from dispatch.open311.router import router as open311_router
 from dispatch.routing import suggest as routing_suggest
 from dispatch.routing import training as routing_training
@@ -175,6 +176,7 @@ def create_app() -> FastAPI:
     app.include_router(core_router)
     app.include_router(routing_router)
     app.include_router(tickets_router)
+    app.include_router(hotspots_router)
     app.include_router(calls_router)
     app.include_router(kpi_router)
     app.include_router(gateway_router)
