@@ -143,13 +143,16 @@ def report(name, result, injected, days):
     judged = result["matched"] + len(result["false"])
     precision = result["matched"] / judged if judged else 1.0
     print(
-        f"\n== {name}: {result['requests']} requests, {len(incidents)} incidents, {len(surges)} surges injected"
+        f"\n== {name}: {result['requests']} requests, "
+        f"{len(incidents)} incidents, {len(surges)} surges injected"
     )
     print(
-        f"   detector: {result['seconds']:.1f} s, {1000 * result['seconds'] / result['requests']:.2f} ms per request"
+        f"   detector: {result['seconds']:.1f} s, "
+        f"{1000 * result['seconds'] / result['requests']:.2f} ms per request"
     )
     print(
-        f"   detections {result['detections']}: {result['matched']} correct, {len(result['false'])} false"
+        f"   detections {result['detections']}: {result['matched']} correct, "
+        f"{len(result['false'])} false"
         + (
             f", {len(result['typhoon_real'])} typhoon-matter surges (real)"
             if result["typhoon_real"]
@@ -158,7 +161,8 @@ def report(name, result, injected, days):
     )
     print(f"   precision {precision:.3f}")
     print(
-        f"   recall incidents {len(inc_found)}/{len(incidents)} = {len(inc_found) / max(1, len(incidents)):.3f}; "
+        f"   recall incidents {len(inc_found)}/{len(incidents)} = "
+        f"{len(inc_found) / max(1, len(incidents)):.3f}; "
         f"surges {len(sur_found)}/{len(surges)} = {len(sur_found) / max(1, len(surges)):.3f}"
     )
     for size in sorted({i.size for i in injected}):
@@ -169,7 +173,8 @@ def report(name, result, injected, days):
         )
     if delays:
         print(
-            f"   minutes from the 5th related request to detection: median {statistics.median(delays):.1f}, "
+            "   minutes from the 5th related request to detection: "
+            f"median {statistics.median(delays):.1f}, "
             f"max {max(delays):.1f}"
         )
     print(f"   false alarms per day {len(result['false']) / days:.2f}")
@@ -216,10 +221,12 @@ def main() -> None:
     print("\n== overall")
     print(f"   precision {both / judged:.3f} (target ≥ 0.9)")
     print(
-        f"   recall of incidents of ≥ 5 requests {sum(i.id in found for i in incidents) / len(incidents):.3f} (target ≥ 0.9)"
+        "   recall of incidents of ≥ 5 requests "
+        f"{sum(i.id in found for i in incidents) / len(incidents):.3f} (target ≥ 0.9)"
     )
     print(
-        f"   median minutes from the 5th request to detection {statistics.median(delays):.1f} (target ≤ 10)"
+        "   median minutes from the 5th request to detection "
+        f"{statistics.median(delays):.1f} (target ≤ 10)"
     )
     print(f"   false alarms per normal day {f1:.2f} (target ≤ 1)")
 

@@ -316,7 +316,7 @@ def _parents(session: Session, rows) -> dict[int, str]:
 
 
 def _get(session: Session, hotspot_id: int) -> Hotspot:
-    row = session.get(Hotspot, hotspot_id)
+    row = session.get(Hotspot, hotspot_id) if hotspot_id > 0 else None
     if row is None:
         raise NotFound("hotspot.not_found", f"no hot spot {hotspot_id}")
     return row
