@@ -194,6 +194,17 @@ def _misroute(rng: random.Random, w: World, matter: str, share: float) -> str:
     return rng.choice(family or list(w.matters))
 
 
+def varied_request(rng: random.Random, matter: str) -> tuple[str, str]:
+    """(content, address) of one ordinary request about ``matter`` somewhere in the city, in
+    a caller's own words (a corpus request of the matter, or of the whole corpus if the
+    matter has none)."""
+    w = world()
+    town = rng.choices(w.towns, w.town_weight)[0]
+    if matter not in w.texts:
+        matter = rng.choice(w.matters)
+    return _write(rng, w, matter, town, _place(rng, w, town[0]))
+
+
 def background(
     start: datetime,
     hours: float,
