@@ -23,6 +23,7 @@ from agents_ui.gateway import Gateway
 from agents_ui.gateway import router as gateway_router
 from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
+from dispatch.hotspots import service as hotspot_service
 from dispatch.hotspots.router import router as hotspots_router
 from dispatch.open311.router import router as open311_router
 from dispatch.routing import suggest as routing_suggest
@@ -77,6 +78,16 @@ def _warm_up() -> None:
     routing_suggest.warm_up()
     kb_search.tokenizer()
     _check_kpi_basis()
+    _warm_hotspots()
+
+
+def _warm_hotspots() -> None:
+    """The hot-spot detector's text model and baselines, built before the first intake."""
+    try:
+        with transaction() as session:
+            hotspot_service.warm_up(session)
+    except Exception:  # the first intake builds them then; start-up must not fail on it
+        logging.getLogger(__name__).exception("warming the hot-spot detector failed")
 
 
 def _check_kpi_basis() -> None:

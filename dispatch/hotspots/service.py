@@ -90,6 +90,12 @@ def text_model(session: Session) -> detector.TextModel:
     return model
 
 
+def warm_up(session: Session) -> None:
+    """Build the text model and this hour's baselines now (at start-up), not in an intake."""
+    text_model(session)
+    _baseline(session, utcnow())
+
+
 def _baseline(session: Session, now: datetime) -> tuple[Counter, Counter, int]:
     """(cell counts, hour-of-week counts, total) over the BASELINE_DAYS days before this hour,
     counted once an hour per process."""

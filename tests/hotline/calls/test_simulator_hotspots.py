@@ -25,7 +25,9 @@ def test_an_injected_incident_brings_its_callers_in_their_own_words():
     injected = tickets(sim.SimulationConfig(hotspots=(plan,)))
     extra = [i for i in injected if "call_id" not in i.body]
     assert len(injected) == len(plain) + 8 and len(extra) == 8
-    assert all(START + timedelta(minutes=20) <= i.at <= START + timedelta(minutes=50) for i in extra)
+    assert all(
+        START + timedelta(minutes=20) <= i.at <= START + timedelta(minutes=50) for i in extra
+    )
     assert len({i.body["content"] for i in extra}) >= 6  # not one sentence repeated
     # Ordinary tickets vary as well: no single sentence dominates the general desk.
     general = [i.body["content"] for i in plain if i.body["address"]]
