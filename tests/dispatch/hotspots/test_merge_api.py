@@ -103,3 +103,18 @@ def test_unmerge_puts_each_ticket_back_in_the_inbox(desk):
             select(AuditEntry.action).where(AuditEntry.entity == "hotspot").order_by(AuditEntry.id)
         ).all()
     assert actions == ["hotspot.merged", "hotspot.unmerged", "hotspot.dismissed"]
+
+
+def test_a_merged_child_is_never_marked_overdue_for_its_own_deadline(desk):
+    from dispatch.tickets import jobs
+    from dispatch.tickets.models import Ticket
+
+    numbers = file_incident(desk)
+    [spot] = hotspots(desk)
+    post(desk, f"/api/v1/hotspots/{spot['id']}/merge")
+    with db.transaction() as session:
+        child = session.scalar(select(Ticket).where(Ticket.number == numbers[1]))
+        child_id, deadline = child.id, child.accept_deadline.isoformat()
+    # The department is held to the parent's deadline; the child's check finds no clock.
+    assert jobs.deadline_passed(child_id, "accept", deadline) == "not running"
+    assert desk.get(numbers[1])["overdue"] is False
