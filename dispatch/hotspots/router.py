@@ -30,6 +30,7 @@ class HotspotRead(BaseModel):
     matter_code: str
     town_code: str | None
     area_code: str | None
+    place_name: str = Field(description="the town's or area's name")
     ticket_numbers: list[str]
     first_at: datetime
     last_at: datetime

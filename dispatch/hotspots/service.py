@@ -236,12 +236,7 @@ def summarise(session: Session, row: Hotspot, size: int) -> str:
     ruleset = routing_service.current_routing(session).ruleset
     matter = ruleset.matter_by_code.get(row.matter_code)
     matter_name = matter.name if matter else row.matter_code
-    if row.town_code and row.town_code in ruleset.town_by_code:
-        where = ruleset.town_by_code[row.town_code].name
-    elif row.area_code and row.area_code in ruleset.area_by_code:
-        where = ruleset.area_by_code[row.area_code].name
-    else:
-        where = row.town_code or row.area_code or ""
+    where = place_name(session, row)
     if row.kind == "incident":
         return f"{where}「{matter_name}」聚集诉求：{size}件相似来电，疑为同一事件"[:200]
     usual = row.expected if row.expected is not None else 0.0
@@ -270,7 +265,18 @@ def _numbers(session: Session, ids: list[int]) -> dict[int, list[str]]:
     return found
 
 
-def view(row: Hotspot, numbers: list[str], parent: str | None = None) -> dict[str, Any]:
+def place_name(session: Session, row: Hotspot) -> str:
+    ruleset = routing_service.current_routing(session).ruleset
+    if row.town_code and row.town_code in ruleset.town_by_code:
+        return ruleset.town_by_code[row.town_code].name
+    if row.area_code and row.area_code in ruleset.area_by_code:
+        return ruleset.area_by_code[row.area_code].name
+    return row.town_code or row.area_code or ""
+
+
+def view(
+    row: Hotspot, numbers: list[str], parent: str | None = None, place: str = ""
+) -> dict[str, Any]:
     return {
         "id": row.id,
         "kind": row.kind,
@@ -278,6 +284,7 @@ def view(row: Hotspot, numbers: list[str], parent: str | None = None) -> dict[st
         "matter_code": row.matter_code,
         "town_code": row.town_code,
         "area_code": None if row.town_code else row.area_code,
+        "place_name": place,
         "ticket_numbers": numbers,
         "first_at": row.first_at,
         "last_at": row.last_at,
@@ -310,7 +317,7 @@ def list_hotspots(
     ).all()
     numbers = _numbers(session, [r.id for r in rows])
     parents = _parents(session, rows)
-    return [view(r, numbers[r.id], parents.get(r.id)) for r in rows]
+    return [view(r, numbers[r.id], parents.get(r.id), place_name(session, r)) for r in rows]
 
 
 def _parents(session: Session, rows) -> dict[int, str]:
@@ -321,8 +328,9 @@ def _parents(session: Session, rows) -> dict[int, str]:
     return {r.id: by_id[r.parent_ticket_id] for r in rows if r.parent_ticket_id in by_id}
 
 
-def _get(session: Session, hotspot_id: int) -> Hotspot:
-    row = session.get(Hotspot, hotspot_id) if hotspot_id > 0 else None
+def _get(session: Session, hotspot_id: int, *, for_update: bool = False) -> Hotspot:
+    # Two dispatchers merging one hot spot: the second waits here, then finds it merged.
+    row = session.get(Hotspot, hotspot_id, with_for_update=for_update) if hotspot_id > 0 else None
     if row is None:
         raise NotFound("hotspot.not_found", f"no hot spot {hotspot_id}")
     return row
@@ -339,7 +347,7 @@ def detail(session: Session, principal: Principal, hotspot_id: int) -> dict[str,
     ).all()
     parent = next((t.number for t in tickets if t.id == row.parent_ticket_id), None)
     return {
-        **view(row, [t.number for t in tickets], parent),
+        **view(row, [t.number for t in tickets], parent, place_name(session, row)),
         "tickets": [
             {
                 "number": t.number,
@@ -378,7 +386,7 @@ def merge(
     """Put the hot spot's open tickets under ``parent`` (one of them; default the earliest
     open one). Tickets already answered or linked elsewhere are left as they are."""
     _require_merger(principal)
-    row = _get(session, hotspot_id)
+    row = _get(session, hotspot_id, for_update=True)
     if row.status != "open":
         raise Conflict("hotspot.not_open", f"the hot spot is {row.status}", status=row.status)
     tickets = session.scalars(
@@ -425,7 +433,7 @@ def merge(
 def unmerge(session: Session, principal: Principal, hotspot_id: int) -> dict[str, Any]:
     """Undo ``merge``: every child still open gets its own place in the inbox back."""
     _require_merger(principal)
-    row = _get(session, hotspot_id)
+    row = _get(session, hotspot_id, for_update=True)
     if row.status != "merged" or row.parent_ticket_id is None:
         raise Conflict("hotspot.not_merged", "the hot spot is not merged", status=row.status)
     children = session.scalars(
@@ -447,7 +455,7 @@ def unmerge(session: Session, principal: Principal, hotspot_id: int) -> dict[str
 
 def dismiss(session: Session, principal: Principal, hotspot_id: int, note: str) -> dict[str, Any]:
     _require_merger(principal)
-    row = _get(session, hotspot_id)
+    row = _get(session, hotspot_id, for_update=True)
     if row.status != "open":
         raise Conflict("hotspot.not_open", f"the hot spot is {row.status}", status=row.status)
     row.status = "dismissed"

@@ -42,7 +42,7 @@ export function hotspotsPanel({ list, count, error, canMerge, compact = false })
 
   function card(s) {
     const headingId = `hotspot-${s.id}`;
-    const where = s.town_code || s.area_code || "";
+    const where = s.place_name || s.town_code || s.area_code || "";
     const buttons = [];
     if (canMerge && s.status === "open" && s.ticket_numbers.length > 1) {
       buttons.push(h("button", { type: "button", class: "button-primary", on: { click: () => act(s, "merge") } },

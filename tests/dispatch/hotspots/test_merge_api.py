@@ -47,6 +47,7 @@ def test_an_incident_is_listed_with_its_tickets_and_a_chinese_summary(desk):
     assert spot["kind"] == "incident"
     assert spot["ticket_numbers"] == numbers
     assert (spot["matter_code"], spot["town_code"]) == ("SC-01", "440402005")
+    assert spot["place_name"] == "拱北街道"
     assert "拱北" in spot["summary"] and "5件" in spot["summary"]
     assert hotspots(desk, as_="agent") == [spot]
     assert hotspots(desk, since="2099-01-01T00:00:00+08:00") == []
