@@ -19,7 +19,9 @@ export function hotspotsPanel({ list, count, error, canMerge, compact = false })
       ]);
       spots = [...open, ...merged];
       showError(error, "");
-      if (count) count.textContent = `热点 ${open.length} 个`;
+      if (count) {
+        count.textContent = `待处理热点 ${open.length} 个${merged.length ? `，已并单 ${merged.length} 个` : ""}`;
+      }
       reconcileList(list, spots, {
         key: (s) => String(s.id),
         signature: (s) => `${s.status}:${s.ticket_numbers.length}:${s.parent}`,
