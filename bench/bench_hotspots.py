@@ -88,7 +88,7 @@ def run(traffic, injected, expected, strip, typhoon):
         text = f"{r.content} {r.address}"
         recent.append(text)
         truth[key] = r
-        det.observe(d.Request(key, r.at, r.matter_code, r.town_code, r.area_code, text))
+        det.observe(d.Request(key, r.at, r.matter_code, r.town_code, r.area_code, text, r.address))
     seconds = time.perf_counter() - started
     by_id = {i.id: i for i in injected}
     fifth = {}

@@ -45,6 +45,7 @@ SIMILARITY = 0.30
 SIMILARITY_ANY_MATTER = 0.55
 SIMILARITY_SAME_SPOT = 0.08
 SIMILARITY_SAME_SPOT_ANY_MATTER = 0.25
+SAME_ADDRESS = 0.5
 SURGE_WINDOW = timedelta(minutes=60)
 SURGE_MIN_COUNT = 5
 SURGE_ALPHA = 1e-5
@@ -65,6 +66,7 @@ class Request:
     town_code: str | None
     area_code: str | None
     text: str
+    address: str = ""
 
     @property
     def place(self) -> tuple[str, str] | None:
@@ -158,10 +160,21 @@ def linked(model: TextModel, a: Request, b: Request) -> bool:
     if a.place != b.place or a.place is None:
         return False
     similarity = model.similarity(a.text, b.text)
-    same_spot = bool(model.places(a.text) & model.places(b.text))
+    same_spot = bool(model.places(a.text) & model.places(b.text)) or same_address(model, a, b)
     if a.matter_code == b.matter_code:
         return similarity >= (SIMILARITY_SAME_SPOT if same_spot else SIMILARITY)
     return similarity >= (SIMILARITY_SAME_SPOT_ANY_MATTER if same_spot else SIMILARITY_ANY_MATTER)
+
+
+def same_address(model: TextModel, a: Request, b: Request) -> bool:
+    """Both addresses name the same spot below the town (a compound, a market, a gate) even
+    where the gazetteer does not know it: what is left of them without the district and town
+    names and the numbers is mostly the same."""
+    left = normalise(a.address, model.strip_names)
+    right = normalise(b.address, model.strip_names)
+    if len(left) < 3 or len(right) < 3:
+        return False
+    return model.similarity(left, right) >= SAME_ADDRESS
 
 
 def component(model: TextModel, new: Request, pool: Sequence[Request]) -> list[Request]:

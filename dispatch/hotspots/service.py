@@ -60,6 +60,7 @@ def _request(ticket: Ticket) -> detector.Request:
         ticket.town_code,
         ticket.area_code,
         _text(ticket),
+        ticket.address,
     )
 
 

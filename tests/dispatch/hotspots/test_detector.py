@@ -104,3 +104,16 @@ def test_the_expected_count_follows_the_hour_and_never_reaches_zero():
     assert d.expected_count(24.0, 1 / 24) == pytest.approx(1.0)
     assert d.expected_count(24.0, 2 / 24) == pytest.approx(2.0)
     assert d.expected_count(0.0, 1 / 24) > 0
+
+
+def test_a_compound_no_gazetteer_knows_is_the_same_spot_by_its_address(model):
+    a = d.Request(
+        1, T0, "GS-01", TOWN, "XZ", "家里停水了 香洲区拱北翠景豪庭5栋", "香洲区拱北翠景豪庭5栋"
+    )
+    b = d.Request(
+        2, T0, "GS-01", TOWN, "XZ", "没有水用，水龙头一滴都没有 翠景豪庭北门", "翠景豪庭北门"
+    )
+    c = d.Request(
+        3, T0, "GS-01", TOWN, "XZ", "没有水用，水龙头一滴都没有 银湖花园北门", "银湖花园北门"
+    )
+    assert d.same_address(model, a, b) and not d.same_address(model, b, c)
