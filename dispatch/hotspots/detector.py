@@ -369,7 +369,7 @@ class Detector:
     """The detector with its state in memory: the benchmark's and the tests' stand-in for
     the database the service keeps it in. Same decisions (``assess``)."""
 
-    def __init__(self, model: TextModel, baseline, *, refresh_every: int = 0) -> None:
+    def __init__(self, model: TextModel, baseline) -> None:
         self.model = model
         self.baseline = baseline  # (matter, place, at) -> expected count of the last hour
         self.recent: dict[tuple[str, str], list[Request]] = {}
