@@ -98,37 +98,55 @@ def warm_up(session: Session) -> None:
 
 
 def _baseline(session: Session, now: datetime) -> tuple[Counter, Counter, int]:
-    """(cell counts, hour-of-week counts, total) over the BASELINE_DAYS days before this hour,
-    counted once an hour per process."""
+    """(cell counts, hour-of-week counts, total) over the BASELINE_DAYS days before ``now``.
+
+    The cells are one grouped count, taken again every hour; the city's hour-of-week profile
+    reads every ticket's time (for the local hour), so it is taken once a day: it changes
+    slowly. Both per process, keyed by the clock, not by the tickets' times (a backfill of
+    past hours must not recount for each of them)."""
     hour = now.replace(minute=0, second=0, microsecond=0)
+    day = hour.date()
     with _lock:
-        cached = _cache.get("baseline")
-        if cached and cached[0] == hour:
-            return cached[1]
-    since = hour - timedelta(days=detector.BASELINE_DAYS)
-    window = (Ticket.received_at >= since, Ticket.received_at < hour)
-    cells: Counter = Counter()
-    for matter, town, area, n in session.execute(
-        select(Ticket.matter_code, Ticket.town_code, Ticket.area_code, func.count())
-        .where(*window)
-        .group_by(Ticket.matter_code, Ticket.town_code, Ticket.area_code)
-    ):
-        if town:
-            cells[(matter, ("town", town))] += n
-        elif area:
-            cells[(matter, ("area", area))] += n
-    tz = get_settings().tz
-    hours: Counter = Counter()
-    for (at,) in session.execute(select(Ticket.received_at).where(*window)):
-        hours[detector.hour_of_week(at.astimezone(tz))] += 1
-    value = (cells, hours, sum(hours.values()))
-    with _lock:
-        _cache["baseline"] = (hour, value)
-    return value
+        cells_cached = _cache.get("cells")
+        hours_cached = _cache.get("hours")
+    if cells_cached and cells_cached[0] == hour:
+        cells = cells_cached[1]
+    else:
+        cells = Counter()
+        for matter, town, area, n in session.execute(
+            select(Ticket.matter_code, Ticket.town_code, Ticket.area_code, func.count())
+            .where(
+                Ticket.received_at >= hour - timedelta(days=detector.BASELINE_DAYS),
+                Ticket.received_at < hour,
+            )
+            .group_by(Ticket.matter_code, Ticket.town_code, Ticket.area_code)
+        ):
+            if town:
+                cells[(matter, ("town", town))] += n
+            elif area:
+                cells[(matter, ("area", area))] += n
+        with _lock:
+            _cache["cells"] = (hour, cells)
+    if hours_cached and hours_cached[0] == day:
+        hours = hours_cached[1]
+    else:
+        midnight = hour.replace(hour=0)
+        tz = get_settings().tz
+        hours = Counter()
+        for (at,) in session.execute(
+            select(Ticket.received_at).where(
+                Ticket.received_at >= midnight - timedelta(days=detector.BASELINE_DAYS),
+                Ticket.received_at < midnight,
+            )
+        ):
+            hours[detector.hour_of_week(at.astimezone(tz))] += 1
+        with _lock:
+            _cache["hours"] = (day, hours)
+    return cells, hours, sum(hours.values())
 
 
 def expected_count(session: Session, matter: str, place: tuple[str, str], at: datetime) -> float:
-    cells, hours, total = _baseline(session, at)
+    cells, hours, total = _baseline(session, utcnow())
     local = (at - timedelta(minutes=30)).astimezone(get_settings().tz)
     # Without a week of history the city's hours are unknown: a flat day.
     weeks = total and len(hours) >= 24 * 7

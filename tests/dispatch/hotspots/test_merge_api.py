@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from dispatch.hotspots import service as hotspot_service
@@ -119,3 +120,46 @@ def test_a_merged_child_is_never_marked_overdue_for_its_own_deadline(desk):
     # The department is held to the parent's deadline; the child's check finds no clock.
     assert jobs.deadline_passed(child_id, "accept", deadline) == "not running"
     assert desk.get(numbers[1])["overdue"] is False
+
+
+# Six different water problems across 拱北 within the hour: no incident, but a surge of the
+# matter in the town against a baseline of a few a month.
+WATER = [
+    ("桂花南路小区停水两天了也没有通知", "香洲区拱北桂花南路"),
+    ("莲花路自来水有一股漂白粉味道", "香洲区拱北莲花路"),
+    ("侨光路这边水压很低，楼上根本没水", "香洲区拱北侨光路"),
+    ("联安路新房子要开通自来水怎么申请", "香洲区拱北联安路"),
+    ("粤海东路的水费怎么突然贵了这么多", "香洲区拱北粤海东路"),
+    ("港昌路水表走得特别快，怀疑有问题", "香洲区拱北港昌路"),
+]
+
+
+def test_a_surge_of_one_matter_in_a_town_against_its_own_baseline(desk):
+    from datetime import timedelta
+
+    from dispatch.hotspots.service import expected_count
+    from hotline.core.db import utcnow
+
+    hotspot_service.forget_cache()
+    now = utcnow()
+    # History: two such requests in 拱北 in the last four weeks.
+    for days in (3, 10):
+        desk.create(
+            content="水管漏水",
+            address="香洲区拱北",
+            matter_code="GS-01",
+            received_at=now - timedelta(days=days),
+        )
+    hotspot_service.forget_cache()
+    with db.transaction() as session:
+        usual = expected_count(session, "GS-01", ("town", "440402005"), now)
+    assert 0 < usual < 0.01  # 2 in 28 days, spread over the day
+    numbers = [
+        desk.create(content=text, address=address, matter_code="GS-01")["number"]
+        for text, address in WATER
+    ]
+    [spot] = hotspots(desk)
+    assert spot["kind"] == "surge"
+    assert spot["ticket_numbers"] == numbers[: len(spot["ticket_numbers"])]
+    assert len(spot["ticket_numbers"]) == 6  # opened at the 5th, the 6th joined
+    assert "突增" in spot["summary"] and spot["expected"] == pytest.approx(usual, abs=1e-4)
