@@ -24,6 +24,8 @@ from agents_ui.gateway import router as gateway_router
 from agents_ui.pages import mount_static
 from agents_ui.pages import router as pages_router
 from agents_ui.portal import router as portal_pages_router
+from dispatch.hotspots import service as hotspot_service
+from dispatch.hotspots.router import router as hotspots_router
 from dispatch.open311.router import router as open311_router
 from dispatch.oversight.router import router as oversight_router
 from dispatch.portal import router as portal_api
@@ -81,6 +83,16 @@ def _warm_up() -> None:
     routing_suggest.warm_up()
     kb_search.tokenizer()
     _check_kpi_basis()
+    _warm_hotspots()
+
+
+def _warm_hotspots() -> None:
+    """The hot-spot detector's text model and baselines, built before the first intake."""
+    try:
+        with transaction() as session:
+            hotspot_service.warm_up(session)
+    except Exception:  # the first intake builds them then; start-up must not fail on it
+        logging.getLogger(__name__).exception("warming the hot-spot detector failed")
 
 
 def _check_kpi_basis() -> None:
@@ -185,6 +197,7 @@ def create_app() -> FastAPI:
     app.include_router(routing_router)
     app.include_router(tickets_router)
     app.include_router(oversight_router)
+    app.include_router(hotspots_router)
     app.include_router(calls_router)
     app.include_router(kpi_router)
     app.include_router(gateway_router)

@@ -544,7 +544,9 @@ def demo(
         if simulate_calls:
             processes.append(
                 subprocess.Popen(
-                    [python, "-m", "hotline", "simulate", "--url", url],
+                    # An incident and a surge for the desk and the wall to show (热点).
+                    [python, "-m", "hotline", "simulate", "--url", url]
+                    + ["--hotspot", "incident@5:8/30", "--hotspot", "surge@45:20/60"],
                     stdout=subprocess.DEVNULL,
                     **own_session,
                 )

@@ -28,8 +28,11 @@ def _still_running(ticket: Ticket | None, which: str, deadline_iso: str) -> bool
         return False
     status, column = _RUNNING[which]
     deadline = getattr(ticket, column)
+    # A ticket merged under a parent (并单) has no running clock (due_at None): the parent's
+    # deadline is the one the department is held to.
     return (
         ticket.status == status
+        and ticket.due_at is not None
         and deadline is not None
         and (deadline == datetime.fromisoformat(deadline_iso))
     )

@@ -89,6 +89,7 @@ class TicketRead(BaseModel):
 
 class TicketDetail(TicketRead):
     trail: list[ActionRead]
+    children: list[str] = Field(description="tickets merged or linked under this one")
 
 
 class TicketCreated(TicketRead):
@@ -208,6 +209,7 @@ def get_ticket(number: str, session: SessionDep, principal: Caller) -> dict:
     ticket = service.get(session, principal, number)
     detail = {
         **_view(session, ticket),
+        "children": service.children_numbers(session, ticket),
         "trail": [
             ActionRead.model_validate(a, from_attributes=True).model_dump()
             for a in service.trail(session, ticket)

@@ -418,6 +418,11 @@ def create(
         rule_version=ticket.rule_version,
     )
     publish_change(session, ticket, "ticket.created")
+    # Hot spots (热点) are found as tickets arrive, in the intake's transaction; imported
+    # here because the hot-spot service builds on this one.
+    from dispatch.hotspots import service as hotspot_service
+
+    hotspot_service.observe(session, ticket)
     return ticket, find_duplicates(session, ticket)
 
 
@@ -747,6 +752,13 @@ def _check(principal: Principal, ticket: Ticket, action: str, expected_version: 
         raise Conflict(
             "ticket.version_conflict",
             f"the ticket changed (version {ticket.version}, you saw {expected_version}); reload",
+        )
+    # A merged child (并单) has left the inboxes; a linked duplicate has not.
+    merged = ticket.parent_id is not None and not any(d.open for d in ticket.departments)
+    if merged and "department" in rule.roles and ticket.status in INBOX_STATUSES:
+        raise Conflict(
+            "ticket.merged",
+            "this ticket is merged under another (并单): act on its parent ticket",
         )
     if ticket.status not in rule.statuses:
         raise Conflict(
@@ -1142,6 +1154,34 @@ def _follow_parent(session: Session, parent: Ticket, action: str, actor: str, no
         publish_change(session, child, "ticket.follow_parent", parent=parent.number)
 
 
+def merge_into(session: Session, principal: Principal, child: Ticket, parent: Ticket) -> None:
+    """并单: ``child`` goes under ``parent``. It leaves its departments' inboxes (its clock
+    stops; the parent's runs) and later follows the parent's reply and closing."""
+    before = child.status
+    child.parent_id = parent.id
+    child.updated_at = utcnow()
+    _set_due(child, None, open_=False)
+    _record(session, child, "merge", principal.username, before, parent=parent.number)
+    _flush(session)
+    publish_change(session, child, "ticket.merged", parent=parent.number)
+
+
+def unmerge_from(session: Session, principal: Principal, child: Ticket) -> None:
+    """Undo ``merge_into``: the child, if still in a department's hands, is back in its inbox
+    against the deadline it had (an accept deadline already passed shows as overdue)."""
+    parent = parent_number(session, child)
+    before = child.status
+    child.parent_id = None
+    child.updated_at = utcnow()
+    if child.status in INBOX_STATUSES:
+        running = {"dispatched": child.accept_deadline, "accepted": child.finish_deadline}
+        start = child.accepted_at if child.status == "accepted" else child.dispatched_at
+        _set_due(child, running.get(child.status), start)
+    _record(session, child, "unmerge", principal.username, before, parent=parent)
+    _flush(session)
+    publish_change(session, child, "ticket.unmerged", parent=parent)
+
+
 def link(session: Session, principal: Principal, number: str, parent_number: str) -> Ticket:
     if not principal.roles & HOTLINE_ROLES:
         raise Forbidden("auth.forbidden", "only hotline staff link duplicates")
@@ -1170,6 +1210,14 @@ def unlink(session: Session, principal: Principal, number: str) -> Ticket:
     _record(session, ticket, "unlink", principal.username, ticket.status)
     _flush(session)
     return ticket
+
+
+def children_numbers(session: Session, ticket: Ticket) -> list[str]:
+    return list(
+        session.scalars(
+            select(Ticket.number).where(Ticket.parent_id == ticket.id).order_by(Ticket.id)
+        )
+    )
 
 
 def parent_number(session: Session, ticket: Ticket) -> str | None:

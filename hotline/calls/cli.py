@@ -126,6 +126,13 @@ def simulate(
         str | None,
         typer.Option(help="START-END minutes into the simulated period (default: all of it)"),
     ] = None,
+    hotspot: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="inject a hot spot: incident@30:8/30 (an incident 30 min in, 8 callers over "
+            "30 min) or surge@90:20/60; repeatable"
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="same seed, same traffic")] = None,
     speed: Annotated[float, typer.Option(min=0.01, help="60: an hour in a minute")] = 1.0,
     duration: Annotated[
@@ -149,10 +156,15 @@ def simulate(
     """Simulate hotline traffic through the HTTP API: calls, agents' states, tickets."""
     agent_counts = _parse_agents(agents)
     start, end = _parse_window(surge_window)
+    try:
+        plans = tuple(sim.HotspotPlan.parse(text) for text in hotspot or ())
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     config = sim.SimulationConfig(
         calls_per_day=calls_per_day,
         agents=agent_counts,
         surge=sim.Surge(start=start, end=end, factor=surge_factor) if surge else None,
+        hotspots=plans,
     )
     token = cti_token or get_settings().cti_token.get_secret_value()
     previous_sigterm = None

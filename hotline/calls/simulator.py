@@ -141,6 +141,32 @@ class Surge:
 
 
 @dataclass(frozen=True)
+class HotspotPlan:
+    """A hot spot to inject (热点): an ``incident`` (``size`` callers about one thing at one
+    place, each in their own words) or a ``surge`` (``size`` extra requests of one matter
+    across one town), starting ``at_minutes`` into the run and spread over ``minutes``. Its
+    tickets come on top of the calls' own (filed by the general desk's agent)."""
+
+    kind: Literal["incident", "surge"]
+    at_minutes: float
+    size: int = 8
+    minutes: int = 30
+
+    @classmethod
+    def parse(cls, text: str) -> HotspotPlan:
+        """``incident@30:8/30``: kind @ start minute : size / minutes."""
+        kind, _, rest = text.strip().partition("@")
+        start, _, shape = rest.partition(":")
+        size, _, minutes = shape.partition("/")
+        if kind not in ("incident", "surge"):
+            raise ValueError(f"{text!r}: kind must be incident or surge")
+        plan = cls(kind, float(start or 0), int(size or 8), int(minutes or 30))  # type: ignore[arg-type]
+        if plan.size < 1 or plan.minutes < 1 or plan.at_minutes < 0:
+            raise ValueError(f"{text!r}: size and minutes must be positive")
+        return plan
+
+
+@dataclass(frozen=True)
 class SimulationConfig:
     """Everything the model's behaviour depends on (times in seconds)."""
 
@@ -158,6 +184,11 @@ class SimulationConfig:
     mean_break_seconds: float = 600.0
     ticket_share: float = 0.3  # of completed answered calls an agent files a ticket for
     surge: Surge | None = None
+    hotspots: tuple[HotspotPlan, ...] = ()
+    # Tickets in callers' own words at places all over the city (the matter corpus and the
+    # gazetteer), not one fixed sentence per matter: the hot-spot detector must not see every
+    # repeated topic as an incident.
+    varied_tickets: bool = True
     hourly_profile: tuple[float, ...] = HOURLY_PROFILE
     timezone: str = "Asia/Shanghai"
 
@@ -249,6 +280,38 @@ class TrafficSimulation:
         surge_factor = max(1.0, config.surge.factor) if config.surge else 1.0
         self._max_rate = max(self._hour_rate) * surge_factor
         self._finished = False
+        self._inject(config.hotspots)
+
+    def _inject(self, plans: tuple[HotspotPlan, ...]) -> None:
+        if not plans:
+            return
+        from dispatch.hotspots import scenarios
+
+        # A random stream of its own: injecting leaves the ordinary traffic as it was.
+        rng = random.Random(self.seed * 7919 + 1)
+        for index, plan in enumerate(plans):
+            start = self.start + timedelta(minutes=plan.at_minutes)
+            _, requests = scenarios.inject(
+                plan.kind,
+                f"{plan.kind}-{index}",
+                start,
+                plan.size,
+                plan.minutes,
+                seed=self.seed * 1000 + index,
+            )
+            for number, request in enumerate(requests):
+                offset = (request.at - self.start).total_seconds()
+                if self.until is not None and offset > self.until:
+                    continue
+                body = {
+                    "queue": GENERAL,
+                    "content": request.content,
+                    "address": request.address,
+                    "matter_code": request.matter_code,
+                    "caller_phone": f"139{self.seed % 1000:03d}{index:02d}{number:03d}",
+                    "caller_name": rng.choice(_SURNAMES) + rng.choice(("先生", "女士")),
+                }
+                self._schedule(offset, "injected", body)
 
     # -- the clock and the agenda ----------------------------------------------------------
 
@@ -475,10 +538,17 @@ class TrafficSimulation:
             self._agent_state(agent, "ready")
         self._assign(agent.queue)
 
+    def _on_injected(self, body: dict[str, Any]) -> None:
+        self._emit("ticket", body)
+
     def _on_ticket(self, call: _Call) -> None:
         rng = self.rng
         topics = TICKET_TOPICS["typhoon" if call.typhoon else call.queue or GENERAL]
         content, matter_code, address = rng.choice(topics)
+        if self.config.varied_tickets and address:
+            from dispatch.hotspots import scenarios
+
+            content, address = scenarios.varied_request(rng, matter_code)
         self._emit(
             "ticket",
             {

@@ -3,7 +3,8 @@
 Topic names: ``tickets.dept.<DEPT>`` (a department's tickets), ``tickets.by.<username>`` (the
 tickets a hotline user created, for "my recent tickets"), ``calls.queues`` (queue changes),
 ``calls.agents.<username>`` (one agent's state), ``kpi.*`` (wall figures),
-``agent.<username>`` (one agent's screen pops), ``kb.*`` (knowledge-base changes).
+``agent.<username>`` (one agent's screen pops), ``kb.*`` (knowledge-base changes),
+``hotspots.city`` (hot spots found, merged or dismissed; hotline staff).
 
 A pattern ending in "." covers a whole branch (``calls.`` is every queue and agent change).
 A client may ask for fewer topics than it may see: an agent console wants its own screen
@@ -23,7 +24,7 @@ _HOTLINE_ROLES = {"agent", "supervisor", "dispatcher", "admin"}
 def visible_topic_prefixes(principal: Principal) -> list[str]:
     prefixes: list[str] = []
     if principal.roles & _HOTLINE_ROLES:
-        prefixes += ["tickets.", "calls.", "kpi.", "kb."]
+        prefixes += ["tickets.", "calls.", "kpi.", "kb.", "hotspots."]
     if "editor" in principal.roles:
         prefixes += ["kb."]
     if "department" in principal.roles:

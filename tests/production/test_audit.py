@@ -31,6 +31,12 @@ NOT_AUDITED: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/tickets/{number}/unlink"): "in the ticket's trail",
     ("POST", "/api/v1/tickets/{number}/{action}"): "in the ticket's trail",
     ("POST", "/api/v1/calls/events"): "telephony data, stored as call_events",
+    ("POST", "/api/v1/hotspots/{hotspot_id}/merge"): "audited as hotspot.merged and in each "
+    "ticket's trail; shown in tests/dispatch/hotspots/test_merge_api.py (needs an incident)",
+    ("POST", "/api/v1/hotspots/{hotspot_id}/unmerge"): "audited as hotspot.unmerged and in each "
+    "ticket's trail (tests/dispatch/hotspots/test_merge_api.py)",
+    ("POST", "/api/v1/hotspots/{hotspot_id}/dismiss"): "audited as hotspot.dismissed "
+    "(tests/dispatch/hotspots/test_merge_api.py)",
     ("PUT", "/api/v1/agents/me/state"): "kept as agent_state_changes with the time",
     ("PUT", "/api/v1/agents/{username}/state"): "kept as agent_state_changes with the time",
     ("POST", "/api/v1/kb/articles/{key}/views"): "a counter",

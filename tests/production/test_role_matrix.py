@@ -89,6 +89,12 @@ EXPECTED: dict[tuple[str, str], Expect] = {
     ("GET", "/api/v1/tickets/{number}"): roles(*STAFF, "department", hidden=frozenset({"editor"})),
     ("POST", "/api/v1/tickets/{number}/link"): roles(*STAFF, body={"parent": "20990101000001"}),
     ("POST", "/api/v1/tickets/{number}/unlink"): roles(*STAFF),
+    # hot spots (热点): hotline staff read them, dispatchers and supervisors merge (并单)
+    ("GET", "/api/v1/hotspots"): roles(*STAFF),
+    ("GET", "/api/v1/hotspots/{hotspot_id}"): roles(*STAFF),
+    ("POST", "/api/v1/hotspots/{hotspot_id}/merge"): roles("dispatcher", "supervisor"),
+    ("POST", "/api/v1/hotspots/{hotspot_id}/unmerge"): roles("dispatcher", "supervisor"),
+    ("POST", "/api/v1/hotspots/{hotspot_id}/dismiss"): roles("dispatcher", "supervisor"),
     # the probe's action is "accept", which only the lead department may do
     ("POST", "/api/v1/tickets/{number}/{action}"): roles(
         "department", hidden=frozenset({"editor"}), body={}

@@ -6,6 +6,7 @@ import { api, describeError } from "./api.js";
 import {
   $, coalesce, fmtDateTime, h, reconcileList, replaceChildren, statusBadge,
 } from "./dom.js";
+import { hotspotsPanel } from "./hotspots.js";
 import { markReady, notify, prepareLive, showError, startPage } from "./shell.js";
 
 const LEVEL_GROUPS = [["city", "市级部门"], ["area", "区级部门和功能区"], ["town", "镇街"]];
@@ -152,13 +153,20 @@ async function main(me) {
     }
   }
 
+  const hotspots = hotspotsPanel({
+    list: $("#hotspots-list"), count: $("#hotspots-count"), error: $("#hotspots-error"), canMerge: true,
+  });
   const live = await prepareLive(me, "desk", {
-    topics: ["tickets.dept.DESK"], // arrivals at the desk, returns, and tickets leaving it
-    onEvent: (frame) => { if (frame.topic.startsWith("tickets.")) loadSoon(); },
-    onResync: () => load(),
+    // arrivals at the desk, returns, tickets leaving it; hot spots found, merged, dismissed
+    topics: ["tickets.dept.DESK", "hotspots."],
+    onEvent: (frame) => {
+      if (frame.topic.startsWith("tickets.")) loadSoon();
+      hotspots.onEvent(frame);
+    },
+    onResync: () => { load(); hotspots.load(); },
   });
   await loadDepartments();
-  await load();
+  await Promise.all([load(), hotspots.load()]);
   live.start();
   markReady();
 }

@@ -9,6 +9,7 @@ import {
   $, AGENT_STATE_LABELS, coalesce, fmtClock, fmtDuration, fmtPercent, fmtTime, h,
   replaceChildren, TIME_ZONE,
 } from "./dom.js";
+import { hotspotsPanel } from "./hotspots.js";
 import { announce, markReady, prepareLive, showError, startPage } from "./shell.js";
 
 const WALL_REFRESH_MS = 15000;
@@ -339,17 +340,21 @@ async function main() {
 
   const wallSoon = coalesce(loadWall, 400, 2000);
   const chartSoon = coalesce(loadChart, 5000, 15000);
+  const hotspots = hotspotsPanel({
+    list: $("#hotspots-list"), error: $("#hotspots-error"), canMerge: false, compact: true,
+  });
   const live = await prepareLive(me, "wall", {
-    topics: ["calls.", "kpi.", "tickets.dept."],
+    topics: ["calls.", "kpi.", "tickets.dept.", "hotspots."],
     onEvent: (frame) => {
+      hotspots.onEvent(frame);
       if (frame.topic === "kpi.alerts") noteAlert(frame);
       if (/^(calls|kpi|tickets)\./.test(frame.topic)) wallSoon();
       if (frame.topic === "calls.queues") chartSoon();
     },
-    onResync: () => { loadWall(); loadChart(); },
+    onResync: () => { loadWall(); loadChart(); hotspots.load(); },
   });
   await loadDepartments();
-  await loadWall();
+  await Promise.all([loadWall(), hotspots.load()]);
   await Promise.all([loadChart(), loadStaffing()]);
   live.start();
   markReady();

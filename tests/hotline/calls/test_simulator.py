@@ -163,9 +163,9 @@ def test_a_typhoon_surge_quadruples_arrivals_and_raises_abandons():
     storm_items, storm = hour(window)
     assert 3.4 < storm["ivr_entered"] / calm["ivr_entered"] < 4.6
     assert storm["abandoned"] / storm["offered"] > 2 * calm["abandoned"] / calm["offered"]
-    typhoon = {c for c, _m, _a in sim.TICKET_TOPICS["typhoon"]}
-    assert not any(i.body["content"] in typhoon for i in calm_items if i.kind == "ticket")
-    assert any(i.body["content"] in typhoon for i in storm_items if i.kind == "ticket")
+    typhoon = {m for _c, m, _a in sim.TICKET_TOPICS["typhoon"]}
+    assert not any(i.body["matter_code"] in typhoon for i in calm_items if i.kind == "ticket")
+    assert any(i.body["matter_code"] in typhoon for i in storm_items if i.kind == "ticket")
 
 
 def test_without_draining_everything_ends_at_the_stop():
