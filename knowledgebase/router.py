@@ -17,6 +17,7 @@ from hotline.core.auth import TOKEN_URL, Principal, SessionDep, current_principa
 from hotline.core.errors import AppError
 from hotline.core.settings import get_settings
 from knowledgebase import schemas, service
+from knowledgebase import search as kb_search
 from knowledgebase.models import Article, ArticleVersion, Flag
 
 router = APIRouter(prefix="/api/v1/kb", tags=["knowledge base"])
@@ -65,12 +66,14 @@ def search(
 ) -> list[dict]:
     """Published articles for a question, best first, with a highlighted snippet (public).
 
-    A question that finds nothing (without a category or department narrowing it) is counted
-    as a content gap for the editors' usage screen."""
+    A question that finds nothing, or only articles that share a minor part of it (without a
+    category or department narrowing it), is counted as a content gap for the editors' usage
+    screen."""
     hits = service.search_articles(
         session, q=q, limit=limit, category=category, department=department
     )
-    if not hits and not category and not department:
+    answered = hits and hits[0].coverage >= kb_search.WEAK_COVERAGE
+    if not answered and not category and not department:
         service.record_search_gap(session, q)
     return _hits(hits)
 

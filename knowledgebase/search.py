@@ -408,6 +408,13 @@ class Hit:
     score: float
     category: str
     department: str | None
+    # The share of the question (its words weighted by rarity) the article contains: a hit
+    # on one common word of a long question (备案 in 无人机航拍要不要备案) answers nothing.
+    coverage: float = 1.0
+
+
+# Below this coverage the best hit does not answer the question: a content gap for editors.
+WEAK_COVERAGE = 0.3
 
 
 def _substrings(text: str, known: Mapping[str, object]) -> Iterator[str]:
@@ -688,9 +695,29 @@ class SearchIndex:
                     score=round(score, 4),
                     category=doc.category,
                     department=doc.department,
+                    coverage=self._coverage(groups, slot),
                 )
             )
         return hits
+
+    def _coverage(self, groups: list[tuple[float, tuple[str, ...]]], slot: int) -> float:
+        """The rarity-weighted share of the question's words found in article ``slot``.
+
+        The question's own words and phrases (weight 1) make the whole; a word the index never
+        saw weighs as much as the rarest word, since it is what was asked. A synonym or a part
+        of an unknown word that the article has counts at its own weight toward the share, so
+        噪音 answered by 噪声 is found, while one common word of a long question is not.
+        """
+        rarest = self._idf(1)
+        total = found = 0.0
+        for weight, terms in groups:
+            entries = [self._postings[t][0] for t in terms if t in self._postings]
+            rarity = max((self._idf(len(ids)) for ids in entries), default=rarest)
+            if weight >= 1.0:
+                total += rarity
+            if any(np.any(ids == slot) for ids in entries):
+                found += weight * rarity
+        return round(min(found / total, 1.0), 3) if total else 0.0
 
     def _top(self, scores: np.ndarray, limit: int) -> list[tuple[int, float]]:
         candidates = np.flatnonzero(scores > 0.0)

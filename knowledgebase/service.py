@@ -1313,7 +1313,10 @@ def usage(session: Session, *, limit: int = 20, gap_days: int = GAP_KEEP_DAYS) -
                 "searches": gap.searches,
                 "first_at": gap.first_at,
                 "last_at": gap.last_at,
-                "found_now": len(index.search(gap.query, limit=5)),
+                "found_now": sum(
+                    hit.coverage >= kb_search.WEAK_COVERAGE
+                    for hit in index.search(gap.query, limit=5)
+                ),
             }
             for gap in gaps
         ],

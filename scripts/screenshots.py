@@ -304,12 +304,65 @@ def desk_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
     return [save(page, out, "desk")]
 
 
+def views(*hashes: str):
+    """A scene for a page with one view per address hash (#users, #flags, …): each view."""
+
+    def scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
+        path = page.url.split("#")[0].removeprefix(url)
+        shots = [save(page, out, path.strip("/"))]
+        for hash_ in hashes:
+            # A fresh load per view: a hash change alone keeps the last view's data-ready.
+            page.goto("about:blank")
+            page.goto(f"{url}{path}#{hash_}")
+            page.wait_for_load_state("networkidle")
+            page.wait_for_selector("body[data-ready=true]")
+            shots.append(save(page, out, f"{path.strip('/')}-{hash_}"))
+        return shots
+
+    return scene
+
+
+def kb_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
+    """The editor's views with work in them: an agent's error report (纠错) on an article and a
+    search that found nothing, and a new article submitted for review."""
+
+    def headers(username: str) -> dict[str, str]:
+        answer = http.post("/api/v1/auth/token", data={"username": username, "password": PASSWORD})
+        answer.raise_for_status()
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    agent, editor = headers("agent1"), headers("editor")
+    hits = http.get("/api/v1/kb/search", params={"q": "社保卡"}, headers=agent).json()
+    if hits:
+        http.post(
+            f"/api/v1/kb/articles/{hits[0]['key']}/flags",
+            headers=agent,
+            json={"kind": "outdated", "note": "补办地点已搬迁，文章里还是旧地址",
+                  "question": "社保卡丢了去哪里补办"},
+        ).raise_for_status()  # fmt: skip
+    for question in ("无人机航拍要不要备案", "无人机航拍要不要备案", "宠物医院夜间急诊"):
+        http.get("/api/v1/kb/search", params={"q": question}, headers=agent)
+    for hit in hits[:3]:  # agents open articles during calls: the most-viewed list
+        http.post(f"/api/v1/kb/articles/{hit['key']}/views", headers=agent)
+    http.post(
+        "/api/v1/kb/articles",
+        headers=editor,
+        json={"key": "KB-EV-CHARGING", "title": "电动自行车充电桩安装补贴",
+              "body": "## 申请条件\n\n住宅小区业委会或物业可向所在区住建部门申请。",
+              "category": "住房城建", "keywords": ["充电桩", "补贴"]},
+    ).raise_for_status()  # fmt: skip
+    http.post("/api/v1/kb/articles/KB-EV-CHARGING/submit", headers=editor).raise_for_status()
+    return views("new", "review", "flags", "usage")(page, url, http, out)
+
+
 # Pages put into an interesting state before their picture; others are taken as they load.
 SCENES = {
     "/console": console_scene,
     "/wall": wall_scene,
     "/inbox": inbox_scene,
     "/desk": desk_scene,
+    "/kb": kb_scene,
+    "/admin": views("users", "calendar", "rules", "audit"),
 }
 
 

@@ -188,6 +188,19 @@ def test_a_file_above_the_limit_is_refused_with_a_clear_code(kb, settings_env):
     assert "2048" in refused["error"]["message"]
 
 
+def test_a_question_answered_only_by_one_common_word_is_a_gap(kb, sample):
+    """Real questions rarely find nothing at all: 备案 alone matches two articles. An answer
+    that covers little of the question (its words weighted by rarity) is a content gap too;
+    colloquial questions answered through synonyms are not."""
+    weak = ("无人机航拍要不要备案", "宠物医院夜间急诊")
+    answered = ("外地人看病怎么报销", "晚上装修噪音太吵", "社保卡丢了怎么补办")
+    for q in weak + answered:
+        assert kb.search(q) != [], q
+    gaps = {g["query"]: g for g in kb.call("GET", "/usage", "editor")["gaps"]}
+    assert set(gaps) == set(weak)
+    assert all(g["found_now"] == 0 for g in gaps.values())
+
+
 def test_the_gap_table_stays_bounded(kb, monkeypatch):
     monkeypatch.setattr(service, "GAP_MAX_ROWS", 2)
     for q in ("火星基地一", "火星基地二", "火星基地三"):
