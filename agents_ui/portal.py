@@ -120,7 +120,7 @@ def knowledge(session: SessionDep, q: Annotated[str, Query(max_length=100)] = ""
         articles = kb_service.list_articles(session, status="published", limit=KB_RESULTS)
         items = []
         for article in articles:
-            shown = kb_service.get_published(session, article.key)
+            shown = kb_service.get_published(session, article["key"])
             items.append(
                 f'<li><a href="/m/kb/{quote(shown.key)}">{html.escape(shown.title)}</a>'
                 f'<p class="meta">{html.escape(shown.category)}</p></li>'
