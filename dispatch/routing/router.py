@@ -287,6 +287,9 @@ class DepartmentRead(BaseModel):
     area: str | None
     town: str | None
     types: list[str]
+    type_names: list[str] = Field(
+        default_factory=list, description="the types' Chinese names, in the order of types"
+    )
     active: bool
 
 
@@ -300,8 +303,14 @@ class DepartmentWrite(BaseModel):
 
 
 @router.get("/departments", response_model=list[DepartmentRead])
-def list_departments(session: SessionDep, _user: HotlineStaff) -> list[m.Department]:
-    return list(session.scalars(select(m.Department).order_by(m.Department.code)))
+def list_departments(session: SessionDep, _user: HotlineStaff) -> list[DepartmentRead]:
+    names = {t.code: t.name for t in session.scalars(select(m.DepartmentType))}
+    return [
+        DepartmentRead.model_validate(d, from_attributes=True).model_copy(
+            update={"type_names": [names.get(t, t) for t in d.types]}
+        )
+        for d in session.scalars(select(m.Department).order_by(m.Department.code))
+    ]
 
 
 @router.put("/departments/{code}", response_model=DepartmentRead)

@@ -414,7 +414,7 @@ async function departmentsView(section) {
       h("td", {}, d.name),
       h("td", {}, LEVEL_LABELS[d.level] || d.level),
       h("td", {}, [d.area, d.town].filter(Boolean).join(" / ") || "—"),
-      h("td", {}, d.types.join("、") || "—"),
+      h("td", {}, (d.type_names?.length ? d.type_names : d.types).join("、") || "—"),
       h("td", {}, d.active ? h("span", { class: "badge badge-ok" }, "在用") : h("span", { class: "badge badge-overdue" }, "已停用")),
       h("td", {}, h("button", { type: "button", class: "button-small", on: { click: () => edit(d) } }, `编辑 ${d.code}`)))));
   }
@@ -759,6 +759,7 @@ async function rulesView(section) {
     api("/api/v1/routing/matters/tree"), loadDepartments(), api("/api/v1/routing/matters")]);
   const keywords = new Map(catalogue.map((m) => [m.code, m.keywords]));
   const types = [...new Set(departments.flatMap((d) => d.types))].sort();
+  const typeNames = new Map(departments.flatMap((d) => d.types.map((t, i) => [t, d.type_names?.[i] ?? t])));
   const matters = new Map();
   for (const c of tree.categories) {
     for (const s of c.subcategories) for (const m of s.matters) matters.set(m.code, { ...m, category: c.name });
@@ -797,7 +798,7 @@ async function rulesView(section) {
         subs.map((s) => h("div", { class: "subcategory" }, h("h4", {}, `${s.name}（${s.count}）`),
           h("ul", {}, s.shown.map((m) => h("li", { "data-code": m.code },
             h("span", { class: "code" }, m.code), ` ${m.name} `,
-            h("span", { class: "meta" }, `${m.kind}${m.urgent ? " · 紧急" : ""} · ${LEVEL_LABELS[m.level]} · ${m.type}`),
+            h("span", { class: "meta" }, `${m.kind}${m.urgent ? " · 紧急" : ""} · ${LEVEL_LABELS[m.level]} · ${typeNames.get(m.type) ?? m.type}`),
             h("button", { type: "button", class: "button-small",
               disabled: draft.some((r) => r.code === m.code) || null,
               on: { click: () => addToDraft(m) } }, `加入草稿 ${m.code}`))))))));
@@ -820,12 +821,12 @@ async function rulesView(section) {
       const level = h("select", { id: `draft-level-${row.code}`, "aria-label": `${row.code} 层级` },
         ["city", "area", "town"].map((l) => option(l, LEVEL_LABELS[l], l === row.level)));
       const type = h("select", { id: `draft-type-${row.code}`, "aria-label": `${row.code} 职能类型` },
-        types.map((t) => option(t, t, t === row.type)));
+        types.map((t) => option(t, typeNames.get(t), t === row.type)));
       level.addEventListener("change", () => { row.level = level.value; saveDraft(); });
       type.addEventListener("change", () => { row.type = type.value; saveDraft(); });
       return h("tr", { "data-code": row.code },
         h("th", { scope: "row" }, h("span", { class: "code" }, row.code), ` ${m.name}`),
-        h("td", {}, `${LEVEL_LABELS[m.level]} · ${m.type}`),
+        h("td", {}, `${LEVEL_LABELS[m.level]} · ${typeNames.get(m.type) ?? m.type}`),
         h("td", {}, level), h("td", {}, type),
         h("td", {}, h("button", { type: "button", class: "button-small button-quiet", on: { click: () => {
           draft.splice(index, 1);
@@ -891,7 +892,7 @@ async function rulesView(section) {
       saveDraft();
       announce(`已发布 ${published.length} 项规则，自 ${effective.value} 起生效`);
       replaceChildren(result, h("p", { class: "success" },
-        `已发布：${published.map((p) => `${p.matter_code} 第${p.version}版（${LEVEL_LABELS[p.level]} · ${p.type}）`).join("；")}，自 ${effective.value} 起生效。`));
+        `已发布：${published.map((p) => `${p.matter_code} 第${p.version}版（${LEVEL_LABELS[p.level]} · ${typeNames.get(p.type) ?? p.type}）`).join("；")}，自 ${effective.value} 起生效。`));
       drawDraft();
       drawTree();
     } catch (err) {

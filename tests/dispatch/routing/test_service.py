@@ -212,6 +212,13 @@ def test_deactivating_a_department_reroutes_at_once_and_is_audited(client, agent
         assert entry.entity_id == "GX-MARKET" and entry.detail["before"]["active"] is True
 
 
+def test_departments_name_their_types_in_chinese(client, agent):
+    listed = client.get("/api/v1/routing/departments", headers=agent).json()
+    market = next(d for d in listed if d["code"] == "XZ-MARKET")
+    assert market["types"] == ["market"]
+    assert market["type_names"] == ["市场监督管理 (工商、质监、食品药品)"]
+
+
 def test_a_change_that_breaks_the_rules_is_refused(client, admin):
     response = client.put(
         "/api/v1/routing/departments/XZ-MARKET2",
