@@ -40,7 +40,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from dispatch.routing import service as routing_service
 from dispatch.tickets.models import ExtensionRequest, FollowUp, Ticket, TicketAction
-from dispatch.tickets.rollup import TicketDay
+from dispatch.tickets.rollup import FollowUpDay, TicketDay
 from dispatch.tickets.service import DESK, OPEN_STATUSES, SATISFACTION
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError
@@ -382,39 +382,66 @@ def counts(
             else_=literal(len(buckets)),
         )
 
-    live = [FIGURES["overdue_now"]] + (
-        [f for f in FIGURES.values() if f.source is FOLLOW_UPS] if filters.source else []
+    # Overdue now: the open tickets, found by their deadline's index.
+    groups = [received_bucket(Ticket.received_at)]
+    if by_department:
+        groups.append(Ticket.lead_department)
+    overdue = FIGURES["overdue_now"]
+    query = (
+        _from(TICKETS)
+        .add_columns(*groups, _counted(TICKETS, overdue.condition(now)))
+        .where(*_cohort(filters, TICKETS), overdue.condition(now))
+        .group_by(*groups)
     )
-    for source in (TICKETS, FOLLOW_UPS):
-        figures = [f for f in live if f.source is source]
-        if not figures:
-            continue
-        groups = [received_bucket(Ticket.received_at)] + (
-            [source.department] if by_department else []
+    collect(query, len(groups), [overdue.name])
+
+    if filters.source:  # the visits of one source, from their own roll-up
+        day_bucket = case(
+            *((FollowUpDay.day <= b.last, literal(i)) for i, b in enumerate(buckets)),
+            else_=literal(len(buckets)),
         )
-        columns = [_counted(source, f.condition(now)) for f in figures]
-        conditions = _cohort(filters, source)
-        if source is TICKETS:  # only the open tickets: found by their deadline's index
-            conditions += [Ticket.status.in_(OPEN_STATUSES), Ticket.due_at < now]
-        query = _from(source).add_columns(*groups, *columns).where(*conditions).group_by(*groups)
-        collect(query, len(groups), [f.name for f in figures])
+        groups = [day_bucket] + ([FollowUpDay.department_code] if by_department else [])
+        query = (
+            select(*groups, FollowUpDay.satisfaction, func.sum(FollowUpDay.visits))
+            .where(*_visit_days(filters), FollowUpDay.source == filters.source)
+            .group_by(*groups, FollowUpDay.satisfaction)
+        )
+        for *key, verdict, n in session.execute(query):
+            values = grouped.setdefault(tuple(key), dict.fromkeys(COUNTS, 0))
+            values[verdict] = values.get(verdict, 0) + int(n)
+            values["visits"] += int(n)
     return grouped
+
+
+def _visit_days(filters: Filters) -> list[ColumnElement[bool]]:
+    """The follow-up roll-up's rows of the filters' period, area and department."""
+    conditions = [
+        FollowUpDay.day >= filters.period.first,
+        FollowUpDay.day <= filters.period.last,
+    ]
+    if filters.area:
+        area = "" if filters.area == NO_AREA else filters.area
+        conditions.append(FollowUpDay.area_code == area)
+    if filters.department:
+        conditions.append(FollowUpDay.department_code == filters.department)
+    else:
+        conditions.append(FollowUpDay.department_code != DESK)
+    return conditions
 
 
 def by_source(session: Session, filters: Filters) -> dict[str, dict[str, dict[str, int]]]:
     """Follow-up verdicts per department and source: {department: {source: {verdict: n}}}."""
-    query = (
-        _from(FOLLOW_UPS)
-        .add_columns(FollowUp.department_code, FollowUp.source, FollowUp.satisfaction, func.count())
-        .where(*_cohort(filters, FOLLOW_UPS))
-        .group_by(FollowUp.department_code, FollowUp.source, FollowUp.satisfaction)
-    )
+    conditions = _visit_days(filters)
+    if filters.source:
+        conditions.append(FollowUpDay.source == filters.source)
+    columns = (FollowUpDay.department_code, FollowUpDay.source, FollowUpDay.satisfaction)
+    query = select(*columns, func.sum(FollowUpDay.visits)).where(*conditions).group_by(*columns)
     found: dict[str, dict[str, dict[str, int]]] = {}
     for department, source, verdict, n in session.execute(query):
         per_source = found.setdefault(department, {}).setdefault(
             source, dict.fromkeys(SATISFACTION, 0)
         )
-        per_source[verdict] = per_source.get(verdict, 0) + n
+        per_source[verdict] = per_source.get(verdict, 0) + int(n)
     return found
 
 

@@ -4,7 +4,8 @@ The oversight reports (dispatch.oversight) compare departments over months; read
 tickets themselves, a year's trend is a million rows. ``ticket_days`` holds, per local day of
 receipt (``HOTLINE_TIMEZONE``), department and area, the counts those reports take from the
 ticket rows, the returns and the approved extensions, so a year is a few hundred thousand
-small rows at most, summed. What depends on the moment of asking (overdue now) is not here.
+small rows at most, summed; ``follow_up_days`` does the same for the visits of each source.
+What depends on the moment of asking (overdue now) is not here.
 
 It is written in the same transaction as the change it follows: a ``before_flush`` hook
 compares each changed ticket (return, extension request) with its row still in the database
@@ -28,7 +29,7 @@ from sqlalchemy import Date, Integer, String, delete, event, func, insert, inspe
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from dispatch.tickets.models import ExtensionRequest, Ticket, TicketAction
+from dispatch.tickets.models import ExtensionRequest, FollowUp, Ticket, TicketAction
 from hotline.core.db import Base
 from hotline.core.settings import get_settings
 
@@ -78,7 +79,23 @@ class TicketDay(Base):
     extended: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
+class FollowUpDay(Base):
+    """The follow-up visits (回访) per day of the tickets' receipt, the department judged,
+    area, who asked (``follow_ups.source``) and the verdict."""
+
+    __tablename__ = "follow_up_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    department_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    area_code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    satisfaction: Mapped[str] = mapped_column(String(24), primary_key=True)
+    visits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
 Key = tuple[date, str, str]
+VisitKey = tuple[date, str, str, str, str]
+_VISIT_KEY = ("day", "department_code", "area_code", "source", "satisfaction")
 
 
 def local_day(moment: datetime) -> date:
@@ -107,6 +124,7 @@ def _ticket_counts(values: Any) -> dict[str, int]:
 class _Deltas:
     def __init__(self) -> None:
         self.by_key: dict[Key, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIGURES, 0))
+        self.visits: dict[VisitKey, int] = defaultdict(int)
 
     def add(self, key: Key, counts: dict[str, int], sign: int) -> None:
         row = self.by_key[key]
@@ -140,6 +158,16 @@ def _keyed_departments(session: Session, ticket_id: int) -> tuple[set[str], set[
     return {d for d in returned if d}, {d for d in extended if d}
 
 
+def _visits_of(session: Session, ticket_id: int) -> list[tuple[str, str, str, int]]:
+    """The ticket's follow-ups as (department, source, verdict, how many)."""
+    query = (
+        select(FollowUp.department_code, FollowUp.source, FollowUp.satisfaction, func.count())
+        .where(FollowUp.ticket_id == ticket_id)
+        .group_by(FollowUp.department_code, FollowUp.source, FollowUp.satisfaction)
+    )
+    return [tuple(row) for row in session.execute(query)]
+
+
 def _follow_ticket(session: Session, ticket: Ticket, deltas: _Deltas, deleted: bool) -> None:
     stored = ticket not in session.new and ticket.id is not None
     if stored and not deleted and not _changed(ticket, _READ):
@@ -167,6 +195,12 @@ def _follow_ticket(session: Session, ticket: Ticket, deltas: _Deltas, deleted: b
                 if not deleted:
                     new_key = _key(ticket.received_at, department, ticket.area_code)
                     deltas.add(new_key, {figure: 1}, +1)
+        for department, source, verdict, n in _visits_of(session, ticket.id):
+            key = _key(old.received_at, department, old.area_code)
+            deltas.visits[(*key, source, verdict)] -= n
+            if not deleted:
+                key = _key(ticket.received_at, department, ticket.area_code)
+                deltas.visits[(*key, source, verdict)] += n
 
 
 def _ticket_of(session: Session, ticket_id: int | None) -> Ticket | None:
@@ -230,6 +264,13 @@ def _follow_extension(
     deltas.add(key, {"extended": 1}, +1 if request.status == "approved" else -1)
 
 
+def _follow_visit(session: Session, visit: FollowUp, deltas: _Deltas) -> None:
+    ticket = _ticket_of(session, visit.ticket_id)
+    if ticket is not None:
+        key = _key(ticket.received_at, visit.department_code, ticket.area_code)
+        deltas.visits[(*key, visit.source, visit.satisfaction)] += 1
+
+
 @event.listens_for(Session, "before_flush")
 def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
     deltas = _Deltas()
@@ -245,10 +286,33 @@ def _before_flush(session: Session, _context: Any, _instances: Any) -> None:
         for obj in list(session.new):
             if isinstance(obj, TicketAction) and obj.action == "return":
                 _follow_return(session, obj, deltas, returns_seen)
+            elif isinstance(obj, FollowUp):
+                _follow_visit(session, obj, deltas)
         for obj in list(session.new) + list(session.dirty):
             if isinstance(obj, ExtensionRequest):
                 _follow_extension(session, obj, deltas, extensions_seen)
     _apply(session, deltas.by_key)
+    _apply_visits(session, deltas.visits)
+
+
+def _insert(connection: Any) -> Any:
+    return (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+
+
+def _apply_visits(session: Session, visits: dict[VisitKey, int]) -> None:
+    connection = session.connection()
+    table = FollowUpDay.__table__
+    for key, n in sorted(visits.items()):
+        if not n:
+            continue
+        values = dict(zip(_VISIT_KEY, key, strict=True))
+        statement = _insert(connection)(table).values(**values, visits=n)
+        connection.execute(
+            statement.on_conflict_do_update(
+                index_elements=list(_VISIT_KEY),
+                set_={"visits": table.c.visits + statement.excluded.visits},
+            )
+        )
 
 
 def _apply(session: Session, by_key: dict[Key, dict[str, int]]) -> None:
@@ -262,10 +326,9 @@ def _apply(session: Session, by_key: dict[Key, dict[str, int]]) -> None:
     if not rows:
         return
     connection = session.connection()
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     table = TicketDay.__table__
     for row in rows:
-        statement = dialect.insert(table).values(**row)
+        statement = _insert(connection)(table).values(**row)
         statement = statement.on_conflict_do_update(
             index_elements=["day", "department_code", "area_code"],
             set_={name: table.c[name] + statement.excluded[name] for name in FIGURES},
@@ -302,6 +365,21 @@ def rebuild(session: Session) -> int:
             if ticket_id in places:
                 received_at, area = places[ticket_id]
                 by_key[_key(received_at, department, area)][figure] += 1
+    visits: dict[VisitKey, int] = defaultdict(int)
+    query = select(
+        FollowUp.ticket_id, FollowUp.department_code, FollowUp.source, FollowUp.satisfaction
+    ).execution_options(yield_per=20_000)
+    for ticket_id, department, source, verdict in session.execute(query):
+        if ticket_id in places:
+            received_at, area = places[ticket_id]
+            visits[(*_key(received_at, department, area), source, verdict)] += 1
+    session.execute(delete(FollowUpDay))
+    visit_rows = [
+        {**dict(zip(_VISIT_KEY, key, strict=True)), "visits": n}
+        for key, n in sorted(visits.items())
+    ]
+    for start in range(0, len(visit_rows), 10_000):
+        session.execute(insert(FollowUpDay), visit_rows[start : start + 10_000])
     session.execute(delete(TicketDay))
     rows = [
         {"day": k[0], "department_code": k[1], "area_code": k[2], **counts}

@@ -1,4 +1,5 @@
-"""ticket_days: the tickets counted per day, department and area for the oversight reports;
+"""ticket_days, follow_up_days: the tickets and visits counted per day, department and area
+for the oversight reports;
 the open tickets' deadline index carries what "overdue now" counts
 
 Revision ID: 0019
@@ -46,6 +47,23 @@ def upgrade() -> None:
         *(sa.Column(name, sa.Integer(), server_default="0", nullable=False) for name in FIGURES),
         sa.PrimaryKeyConstraint("day", "department_code", "area_code", name=op.f("pk_ticket_days")),
     )
+    op.create_table(
+        "follow_up_days",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("department_code", sa.String(length=32), nullable=False),
+        sa.Column("area_code", sa.String(length=16), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("satisfaction", sa.String(length=24), nullable=False),
+        sa.Column("visits", sa.Integer(), server_default="0", nullable=False),
+        sa.PrimaryKeyConstraint(
+            "day",
+            "department_code",
+            "area_code",
+            "source",
+            "satisfaction",
+            name=op.f("pk_follow_up_days"),
+        ),
+    )
     op.drop_index("ix_tickets_status_due_at", table_name="tickets")
     op.create_index(
         "ix_tickets_status_due_at",
@@ -63,4 +81,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_tickets_status_due_at", table_name="tickets")
     op.create_index("ix_tickets_status_due_at", "tickets", ["status", "due_at"], unique=False)
+    op.drop_table("follow_up_days")
     op.drop_table("ticket_days")
