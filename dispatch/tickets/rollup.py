@@ -25,7 +25,7 @@ from collections import defaultdict
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Date, Integer, String, delete, event, func, insert, inspect, select
+from sqlalchemy import Date, Index, Integer, String, delete, event, func, insert, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -91,6 +91,16 @@ class FollowUpDay(Base):
     source: Mapped[str] = mapped_column(String(16), primary_key=True)
     satisfaction: Mapped[str] = mapped_column(String(24), primary_key=True)
     visits: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    __table_args__ = (
+        # One source's visits over a year (the trends of a chosen source), from the index.
+        Index(
+            "ix_follow_up_days_source",
+            "source",
+            "day",
+            postgresql_include=["department_code", "area_code", "satisfaction", "visits"],
+        ),
+    )
 
 
 Key = tuple[date, str, str]

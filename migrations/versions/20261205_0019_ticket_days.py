@@ -64,6 +64,13 @@ def upgrade() -> None:
             name=op.f("pk_follow_up_days"),
         ),
     )
+    op.create_index(
+        "ix_follow_up_days_source",
+        "follow_up_days",
+        ["source", "day"],
+        unique=False,
+        postgresql_include=["department_code", "area_code", "satisfaction", "visits"],
+    )
     op.drop_index("ix_tickets_status_due_at", table_name="tickets")
     op.create_index(
         "ix_tickets_status_due_at",
@@ -81,5 +88,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_tickets_status_due_at", table_name="tickets")
     op.create_index("ix_tickets_status_due_at", "tickets", ["status", "due_at"], unique=False)
+    op.drop_index("ix_follow_up_days_source", table_name="follow_up_days")
     op.drop_table("follow_up_days")
     op.drop_table("ticket_days")
