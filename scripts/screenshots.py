@@ -207,6 +207,7 @@ ROLES: dict[str, str | None] = {
     "/kb": "editor",
     "/admin": "admin",
     "/reports": "supervisor",
+    "/reports/print": "supervisor",  # the printable report of the same page
     "/m": None,  # the citizens' portal
 }
 DEFAULT_ROLE = "admin"

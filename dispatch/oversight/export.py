@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openpyxl import Workbook
-from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.styles import Alignment, Border, Font, NamedStyle, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
 from dispatch.oversight.service import PARTS, SOURCES
@@ -219,6 +219,13 @@ def xlsx(all_tables: list[Table], *, title: str) -> bytes:
     panes below the headers, number formats per column, widths that fit Chinese text."""
     book = Workbook()
     book.remove(book.active)
+    # A named style per kind of column: setting a border and a format cell by cell hashes the
+    # style objects for every cell, which was most of the time a workbook took.
+    for kind in (None, *_FORMATS):
+        style = NamedStyle(name=f"body-{kind}", border=_BORDER)
+        if kind in _FORMATS:
+            style.number_format = _FORMATS[kind]
+        book.add_named_style(style)
     for table in all_tables:
         sheet = book.create_sheet(table.title)
         sheet.append([f"{title} · {table.title}" + (f"（{table.note}）" if table.note else "")])
@@ -231,10 +238,9 @@ def xlsx(all_tables: list[Table], *, title: str) -> bytes:
             sheet.append(row)
         for index, (header, kind) in enumerate(table.columns, start=1):
             letter = get_column_letter(index)
+            style = f"body-{kind if kind in _FORMATS else None}"
             for (cell,) in sheet.iter_rows(min_row=3, min_col=index, max_col=index):
-                cell.border = _BORDER
-                if kind in _FORMATS:
-                    cell.number_format = _FORMATS[kind]
+                cell.style = style
             values = [header] + [str(r[index - 1] or "") for r in table.rows]
             # CJK characters take about two columns of width.
             width = max(sum(2 if ord(ch) > 0x2E80 else 1 for ch in v) for v in values)

@@ -34,12 +34,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, select, text, true
+from sqlalchemy import String, and_, case, cast, func, literal, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from dispatch.routing import service as routing_service
 from dispatch.tickets.models import ExtensionRequest, FollowUp, Ticket, TicketAction
+from dispatch.tickets.rollup import FollowUpDay, TicketDay
 from dispatch.tickets.service import DESK, OPEN_STATUSES, SATISFACTION
 from hotline.core.db import utcnow
 from hotline.core.errors import AppError
@@ -61,7 +62,6 @@ MAX_DAYS = 400  # a period of at most about a year (a report, not a data dump)
 TREND_MONTHS = 12
 TREND_WEEKS = 13
 DRILL_LIMIT = 1000
-LOOKUP_OVER_DAYS = 62  # longer spans find the returns' and extensions' tickets by key
 
 
 # -- periods ---------------------------------------------------------------------------------------
@@ -291,85 +291,157 @@ def _counted(source: Source, condition: ColumnElement[bool] | None):
     return func.count(func.distinct(case((condition, pair)) if condition is not None else pair))
 
 
-# The follow-up verdicts as counted on the ticket row: without a choice of source, the
-# tickets' one pass gives them, and no visit needs to be joined.
-_VISIT_COLUMNS = {
-    "satisfied": Ticket.visits_satisfied,
-    "basically_satisfied": Ticket.visits_basically_satisfied,
-    "unsatisfied": Ticket.visits_unsatisfied,
+def _tune(session: Session) -> None:
+    """PostgreSQL settings for the reports' queries, for this transaction only."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    # Months of rows grouped by period and department: with the default 4 MB PostgreSQL
+    # sorts them on disk; in memory they are hashed.
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
+    # A big estimate makes PostgreSQL compile the query with LLVM (jit_above_cost): no gain
+    # was measured on these queries, and a compile can only add to a short one.
+    session.execute(text("SET LOCAL jit = off"))
+
+
+# The figures the daily roll-up (ticket_days) holds, by the name a figure has here.
+_ROLLED = {
+    "received": TicketDay.received,
+    "accepted": TicketDay.accepted,
+    "accepted_on_time": TicketDay.accepted_on_time,
+    "finished": TicketDay.finished,
+    "finished_on_time": TicketDay.finished_on_time,
+    "reopened": TicketDay.reopened,
+    "returned": TicketDay.returned,
+    "extended": TicketDay.extended,
+    "satisfied": TicketDay.visits_satisfied,
+    "basically_satisfied": TicketDay.visits_basically_satisfied,
+    "unsatisfied": TicketDay.visits_unsatisfied,
 }
+_VISITS = ("visits", "satisfied", "basically_satisfied", "unsatisfied")
 
 
 def counts(
     session: Session,
     filters: Filters,
     *,
-    key: Callable[[Source, Any], tuple[Any, ...]] | None = None,
+    buckets: list[Period],
+    by_department: bool,
     now: datetime | None = None,
 ) -> dict[tuple[Any, ...], dict[str, int]]:
-    """Every figure, grouped by the columns ``key(source, received_at)`` gives (default: the
-    department): one query per source table, each a single pass over the period's rows."""
+    """Every figure per bucket (consecutive periods, which replace the filters' period) and,
+    if asked, per department: {(bucket index[, department]): counts}.
+
+    Everything but ``overdue_now`` is summed from the daily roll-up (``ticket_days``, kept in
+    step by every ticket change), so a year is read as days, not as a million tickets;
+    overdue depends on the moment and is counted on the open tickets, and the visits of one
+    source (``source``) on the follow-ups."""
+    if filters.matter:
+        raise ValueError("the roll-up has no matters: counts() is per department and area")
     now = now or utcnow()
-    key = key or (lambda source, received_at: (source.department,))
-    postgres = session.get_bind().dialect.name == "postgresql"
-    # Over months (the trends), returns and extensions are few beside the tickets received:
-    # each is looked up by its ticket's key rather than joined to every ticket of the year.
-    by_lookup = postgres and (filters.period.last - filters.period.first).days > LOOKUP_OVER_DAYS
-    if postgres:
-        # Months of rows grouped by period and department: with the default 4 MB PostgreSQL
-        # sorts them on disk; in memory they are hashed (for this transaction only).
-        session.execute(text("SET LOCAL work_mem = '64MB'"))
+    _tune(session)
+    span = Period(buckets[0].first, buckets[-1].last)
+    filters = Filters(span, area=filters.area, department=filters.department, source=filters.source)
     grouped: dict[tuple[Any, ...], dict[str, int]] = {}
-    sources = [TICKETS, RETURNS, EXTENSIONS] + ([FOLLOW_UPS] if filters.source else [])
-    for source in sources:
-        figures = [f for f in FIGURES.values() if f.source is source]
-        columns = [_counted(source, f.condition(now)).label(f.name) for f in figures]
-        if source is TICKETS and not filters.source:
-            visits = [func.coalesce(func.sum(c), 0) for c in _VISIT_COLUMNS.values()]
-            columns += [v.label(name) for v, name in zip(visits, _VISIT_COLUMNS, strict=True)]
-            columns.append((visits[0] + visits[1] + visits[2]).label("visits"))
-        if by_lookup and source in (RETURNS, EXTENSIONS):
-            # LATERAL … LIMIT 1 is never flattened into a join: one index probe per row.
-            ticket = (
-                select(Ticket.received_at)
-                .where(Ticket.id == source.table.ticket_id, *_ticket_cohort(filters))
-                .limit(1)
-                .lateral("cohort_ticket")
-            )
-            received_at = ticket.c.received_at
-            query = select().select_from(source.table).join(ticket, true())
-            conditions = _source_cohort(filters, source)
-        else:
-            received_at = Ticket.received_at
-            query = _from(source)
-            conditions = _cohort(filters, source)
-        groups = key(source, received_at)
-        query = (
-            query.add_columns(*(g.label(f"key{i}") for i, g in enumerate(groups)), *columns)
-            .where(*conditions)
-            .group_by(*groups)
-        )
+
+    def collect(query, groups: int, names: list[str]) -> None:
         for row in session.execute(query):
-            values = grouped.setdefault(tuple(row[: len(groups)]), dict.fromkeys(COUNTS, 0))
-            for column in columns:
-                values[column.name] = int(row._mapping[column.name])
+            values = grouped.setdefault(tuple(row[:groups]), dict.fromkeys(COUNTS, 0))
+            for name, value in zip(names, row[groups:], strict=True):
+                values[name] = int(value or 0)
+
+    # The roll-up: whole local days, so a bucket is a range of days.
+    day_bucket = case(
+        *((TicketDay.day <= b.last, literal(i)) for i, b in enumerate(buckets)),
+        else_=literal(len(buckets)),
+    )
+    groups = [day_bucket] + ([TicketDay.department_code] if by_department else [])
+    rolled = {n: c for n, c in _ROLLED.items() if not (filters.source and n in _VISITS)}
+    conditions = [TicketDay.day >= span.first, TicketDay.day <= span.last]
+    if filters.area:
+        conditions.append(TicketDay.area_code == ("" if filters.area == NO_AREA else filters.area))
+    if filters.department:
+        conditions.append(TicketDay.department_code == filters.department)
+    else:
+        conditions.append(TicketDay.department_code != DESK)
+    query = (
+        select(*groups, *(func.sum(c) for c in rolled.values()))
+        .where(*conditions)
+        .group_by(*groups)
+    )
+    collect(query, len(groups), list(rolled))
+    if not filters.source:
+        for values in grouped.values():
+            values["visits"] = (
+                values["satisfied"] + values["basically_satisfied"] + values["unsatisfied"]
+            )
+
+    # The tickets: a bucket is a range of moments of receipt.
+    def received_bucket(received_at):
+        return case(
+            *((received_at < b.end, literal(i)) for i, b in enumerate(buckets)),
+            else_=literal(len(buckets)),
+        )
+
+    # Overdue now: the open tickets, found by their deadline's index.
+    groups = [received_bucket(Ticket.received_at)]
+    if by_department:
+        groups.append(Ticket.lead_department)
+    overdue = FIGURES["overdue_now"]
+    query = (
+        _from(TICKETS)
+        .add_columns(*groups, _counted(TICKETS, overdue.condition(now)))
+        .where(*_cohort(filters, TICKETS), overdue.condition(now))
+        .group_by(*groups)
+    )
+    collect(query, len(groups), [overdue.name])
+
+    if filters.source:  # the visits of one source, from their own roll-up
+        day_bucket = case(
+            *((FollowUpDay.day <= b.last, literal(i)) for i, b in enumerate(buckets)),
+            else_=literal(len(buckets)),
+        )
+        groups = [day_bucket] + ([FollowUpDay.department_code] if by_department else [])
+        query = (
+            select(*groups, FollowUpDay.satisfaction, func.sum(FollowUpDay.visits))
+            .where(*_visit_days(filters), FollowUpDay.source == filters.source)
+            .group_by(*groups, FollowUpDay.satisfaction)
+        )
+        for *key, verdict, n in session.execute(query):
+            values = grouped.setdefault(tuple(key), dict.fromkeys(COUNTS, 0))
+            values[verdict] = values.get(verdict, 0) + int(n)
+            values["visits"] += int(n)
     return grouped
+
+
+def _visit_days(filters: Filters) -> list[ColumnElement[bool]]:
+    """The follow-up roll-up's rows of the filters' period, area and department."""
+    conditions = [
+        FollowUpDay.day >= filters.period.first,
+        FollowUpDay.day <= filters.period.last,
+    ]
+    if filters.area:
+        area = "" if filters.area == NO_AREA else filters.area
+        conditions.append(FollowUpDay.area_code == area)
+    if filters.department:
+        conditions.append(FollowUpDay.department_code == filters.department)
+    else:
+        conditions.append(FollowUpDay.department_code != DESK)
+    return conditions
 
 
 def by_source(session: Session, filters: Filters) -> dict[str, dict[str, dict[str, int]]]:
     """Follow-up verdicts per department and source: {department: {source: {verdict: n}}}."""
-    query = (
-        _from(FOLLOW_UPS)
-        .add_columns(FollowUp.department_code, FollowUp.source, FollowUp.satisfaction, func.count())
-        .where(*_cohort(filters, FOLLOW_UPS))
-        .group_by(FollowUp.department_code, FollowUp.source, FollowUp.satisfaction)
-    )
+    conditions = _visit_days(filters)
+    if filters.source:
+        conditions.append(FollowUpDay.source == filters.source)
+    columns = (FollowUpDay.department_code, FollowUpDay.source, FollowUpDay.satisfaction)
+    query = select(*columns, func.sum(FollowUpDay.visits)).where(*conditions).group_by(*columns)
     found: dict[str, dict[str, dict[str, int]]] = {}
     for department, source, verdict, n in session.execute(query):
         per_source = found.setdefault(department, {}).setdefault(
             source, dict.fromkeys(SATISFACTION, 0)
         )
-        per_source[verdict] = per_source.get(verdict, 0) + n
+        per_source[verdict] = per_source.get(verdict, 0) + int(n)
     return found
 
 
@@ -492,14 +564,12 @@ def departments_report(
     part_weights = weights()
     before = the_period.previous()
 
-    # Both periods in one pass over their rows: which one a row is in, by its receipt.
-    def which(received_at):
-        return case((received_at < the_period.start, literal(0)), else_=literal(1))
-
+    # Both periods in one pass over their rows.
     both = counts(
         session,
-        Filters(Period(before.first, the_period.last), area=area, source=source),
-        key=lambda s, received_at: (which(received_at), s.department),
+        Filters(the_period, area=area, source=source),
+        buckets=[before, the_period],
+        by_department=True,
         now=now,
     )
     split: list[dict[str, dict[str, int]]] = [{}, {}]
@@ -576,17 +646,8 @@ def trends(
     buckets = _buckets(unit, the_period.last)
     span = Period(buckets[0].first, buckets[-1].last)
 
-    # One pass over the span: each row's bucket from its receipt, by the buckets' bounds.
-    def bucket_of(received_at):
-        return case(
-            *((received_at < b.end, literal(i)) for i, b in enumerate(buckets)),
-            else_=literal(len(buckets)),
-        )
-
     filters = Filters(span, area=area, department=department, source=source)
-    grouped = counts(
-        session, filters, key=lambda source, received_at: (bucket_of(received_at),), now=now
-    )
+    grouped = counts(session, filters, buckets=buckets, by_department=False, now=now)
     part_weights = weights()
     points = []
     for i, b in enumerate(buckets):
@@ -610,6 +671,7 @@ def matters_by_area(
     """Tickets received per matter and area (where requests come from), busiest matter first;
     the desk's tickets included: a request counts where it came from, handled or not."""
     check_area(session, area)
+    _tune(session)
     _, matters, areas = _names(session)
     query = (
         select(Ticket.matter_code, Ticket.area_code, func.count())
@@ -666,6 +728,7 @@ def drill(
     if figure not in FIGURES:
         raise AppError("oversight.unknown_figure", f"figure is one of {list(FIGURES)}")
     check_area(session, filters.area)
+    _tune(session)
     now = now or utcnow()
     f = FIGURES[figure]
     source = f.source

@@ -9,6 +9,7 @@ rows are returned too, so that a test can count them by itself.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session
 
 from dispatch.routing import service as routing_service
+from dispatch.tickets import rollup
 from dispatch.tickets.models import ExtensionRequest, FollowUp, Ticket, TicketAction
 from dispatch.tickets.service import DESK
 
@@ -84,6 +86,27 @@ def _ticket(
     }
 
 
+def _text(value: Any) -> Any:
+    return json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def _copy(session: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows into a PostgreSQL table by COPY (several times faster than INSERTs for a million
+    tickets), with the model's Python-side defaults the INSERT would have added."""
+    table = model.__table__
+    defaults = {
+        c.name: c.default.arg
+        for c in table.columns
+        if c.default is not None and c.name not in rows[0] and not c.primary_key
+    }
+    names = [*rows[0], *defaults]
+    fixed = [_text(arg(None) if callable(arg) else arg) for arg in defaults.values()]
+    cursor = session.connection().connection.driver_connection.cursor()
+    with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([*(_text(v) for v in row.values()), *fixed])
+
+
 def generate(
     session: Session,
     *,
@@ -116,6 +139,8 @@ def generate(
         "follow_ups": [],
     }
 
+    copy = session.get_bind().dialect.name == "postgresql"
+
     def flush() -> None:
         for name, model in (
             ("tickets", Ticket),
@@ -124,7 +149,10 @@ def generate(
             ("follow_ups", FollowUp),
         ):
             if pending[name]:
-                session.execute(insert(model), pending[name])
+                if copy:
+                    _copy(session, model, pending[name])
+                else:
+                    session.execute(insert(model), pending[name])
                 if keep:
                     getattr(history, name).extend(pending[name])
                 pending[name] = []
@@ -178,6 +206,8 @@ def generate(
         if len(pending["tickets"]) >= batch:
             flush()
     flush()
+    # Written around the ORM, so the daily roll-up's hook saw none of it.
+    rollup.rebuild(session)
     if session.get_bind().dialect.name == "postgresql":
         # Explicit ids leave the sequence behind; the next ticket taken by the API needs it.
         session.execute(

@@ -25,7 +25,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from dispatch.routing import service as routing_service
-from dispatch.tickets import deadlines
+from dispatch.tickets import (
+    deadlines,
+    rollup,  # noqa: F401 - its before_flush hook keeps ticket_days in step
+)
 from dispatch.tickets.calendar import WorkingCalendar
 from dispatch.tickets.models import (
     CalendarOverride,
