@@ -265,6 +265,10 @@ def _source_cohort(
         conditions.append(source.department != DESK)
     if source is FOLLOW_UPS and filters.source:
         conditions.append(FollowUp.source == filters.source)
+    if source is TICKETS:
+        # A ticket merged under another (并单) or linked to it as a duplicate is one piece of
+        # work for the department: its parent counts. Its caller's visit still counts (above).
+        conditions.append(Ticket.parent_id.is_(None))
     if source.where is not None:
         conditions.append(source.where())
     return conditions

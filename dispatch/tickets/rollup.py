@@ -14,7 +14,8 @@ migration) are followed by ``rebuild``, which counts everything again.
 
 A row counts for:
   tickets           its lead department: received, accepted (on time), finished (on time),
-                    reopened, and its visits' verdicts
+                    reopened, and its visits' verdicts; a ticket under a parent (merged or a
+                    linked duplicate) only its visits' verdicts
   returns           the department that returned it, once however often (``returned``)
   extensions        the department granted more time, once however often (``extended``)
 """
@@ -49,6 +50,7 @@ FIGURES = (*TICKET_FIGURES, "returned", "extended")
 # What a ticket's contribution is computed from: a change to any of these moves it.
 _READ = (
     "received_at",
+    "parent_id",
     "lead_department",
     "area_code",
     "accepted_on_time",
@@ -117,6 +119,15 @@ def _key(received_at: datetime, department: str, area: str | None) -> Key:
 
 
 def _ticket_counts(values: Any) -> dict[str, int]:
+    visits = {
+        "visits_satisfied": values.visits_satisfied or 0,
+        "visits_basically_satisfied": values.visits_basically_satisfied or 0,
+        "visits_unsatisfied": values.visits_unsatisfied or 0,
+    }
+    if values.parent_id is not None:
+        # Merged under another ticket (并单) or linked to it as a duplicate: one piece of work
+        # for the department, counted on the parent; its own caller's verdicts still count.
+        return {**dict.fromkeys(TICKET_FIGURES, 0), **visits}
     accepted, finished = values.accepted_on_time, values.finished_on_time
     return {
         "received": 1,

@@ -93,3 +93,39 @@ def test_the_roll_up_follows_every_action(desk, clock):
     assert sum(r.get("extended", 0) for r in kept().values()) == 1
     assert sum(r.get("received", 0) for r in kept().values()) == 5
     assert sum(r.get("visits", 0) for r in kept().values()) == 3
+
+
+def test_merged_tickets_count_once_for_the_work_and_per_caller_for_satisfaction(desk, clock):
+    """并单: three callers about one incident are one piece of work for the department (the
+    parent's), but each caller's verdict on the answer counts."""
+    from dispatch.tickets import service as tickets
+    from hotline.core.auth import Principal
+
+    clock.set(datetime(2026, 11, 3, 9, 0, tzinfo=ZHUHAI))
+    parent, *children = [desk.create()["number"] for _ in range(3)]
+    dispatcher = Principal(0, "dispatcher", frozenset({"dispatcher"}), frozenset())
+    with db.transaction() as session:
+        rows = {t.number: t for t in session.scalars(select(Ticket))}
+        for child in children:
+            tickets.merge_into(session, dispatcher, rows[child], rows[parent])
+    assert kept() == counted_again()
+    assert sum(r.get("received", 0) for r in kept().values()) == 1
+
+    for action, as_, body in [
+        ("accept", "market", {}),
+        ("reply", "market", {"reply": "已抢修"}),
+    ]:
+        clock.advance(hours=2)
+        assert desk.attempt(parent, action, as_, **body).status_code == 200
+    for number, verdict in zip(
+        [parent, *children], ["satisfied", "unsatisfied", "satisfied"], strict=True
+    ):
+        response = desk.attempt(number, "visit", "agent", satisfaction=verdict)
+        assert response.status_code == 200, response.text
+    assert kept() == counted_again()
+    figures = kept().values()
+    assert sum(r.get("received", 0) for r in figures) == 1
+    assert sum(r.get("finished", 0) for r in figures) == 1
+    assert sum(r.get("visits_satisfied", 0) for r in figures) == 2
+    assert sum(r.get("visits_unsatisfied", 0) for r in figures) == 1
+    assert sum(r.get("visits", 0) for r in figures) == 3  # follow_up_days: one per caller
