@@ -29,6 +29,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -356,6 +357,14 @@ def kb_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
     return views("new", "review", "flags", "usage")(page, url, http, out)
 
 
+def report_print_scene(page, url: str, http: httpx.Client, out: Path) -> list[Path]:
+    """The monthly report of this month: the demo's tickets are today's, last month's is empty."""
+    month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+    page.goto(f"{url}/reports/print?month={month}")
+    wait_drawn(page)
+    return [save(page, out, "report-print")]
+
+
 # Pages put into an interesting state before their picture; others are taken as they load.
 SCENES = {
     "/console": console_scene,
@@ -363,6 +372,7 @@ SCENES = {
     "/inbox": inbox_scene,
     "/desk": desk_scene,
     "/kb": kb_scene,
+    "/reports/print": report_print_scene,
     "/admin": views("users", "calendar", "rules", "audit"),
 }
 
