@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dispatch.tickets import deadlines
-from dispatch.tickets.models import Ticket, TicketAction
+from dispatch.tickets.models import TICKET_ROW_LOCK, Ticket, TicketAction
 from dispatch.tickets.service import _schedule, publish_change
 from hotline.core.db import transaction
 from hotline.core.events import publish_after_commit
@@ -56,7 +56,7 @@ def _already(session, ticket: Ticket, action: str, which: str, deadline_iso: str
 def remind(ticket_id: int, which: str, deadline_iso: str, label: str) -> str:
     """Remind the department that a deadline approaches (at 80 % of the time, one hour left)."""
     with transaction() as session:
-        ticket = session.get(Ticket, ticket_id, with_for_update=True)
+        ticket = session.get(Ticket, ticket_id, with_for_update=TICKET_ROW_LOCK)
         if not _still_running(ticket, which, deadline_iso):
             return "not running"
         if _already(session, ticket, "reminder", which, deadline_iso, label):
@@ -79,7 +79,7 @@ def remind(ticket_id: int, which: str, deadline_iso: str, label: str) -> str:
 def deadline_passed(ticket_id: int, which: str, deadline_iso: str) -> str:
     """Mark the ticket overdue and tell the supervisors, if the deadline passed unmet."""
     with transaction() as session:
-        ticket = session.get(Ticket, ticket_id, with_for_update=True)
+        ticket = session.get(Ticket, ticket_id, with_for_update=TICKET_ROW_LOCK)
         if not _still_running(ticket, which, deadline_iso):
             return "not running"
         if _already(session, ticket, "overdue", which, deadline_iso):

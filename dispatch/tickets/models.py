@@ -45,6 +45,13 @@ REPORTED = (
 )
 
 
+# How a ticket's row is locked for a change (an action, a deadline job): FOR NO KEY UPDATE on
+# PostgreSQL. A plain FOR UPDATE would also hold back every insert that only references the
+# ticket (a hot spot's member, a trail entry): a new ticket joining an incident would wait for
+# a department's action on an older one, and could deadlock with it over the daily roll-up.
+TICKET_ROW_LOCK = {"key_share": True}
+
+
 class Ticket(Base):
     __tablename__ = "tickets"
 

@@ -31,6 +31,7 @@ from dispatch.tickets import (
 )
 from dispatch.tickets.calendar import WorkingCalendar
 from dispatch.tickets.models import (
+    TICKET_ROW_LOCK,
     CalendarOverride,
     ExtensionRequest,
     FollowUp,
@@ -584,7 +585,7 @@ def get(session: Session, principal: Principal, number: str, *, for_update: bool
     query = select(Ticket).where(Ticket.number == number)
     if for_update:
         # The second of two simultaneous actors waits here, then sees the first one's result.
-        query = query.with_for_update()
+        query = query.with_for_update(**TICKET_ROW_LOCK)
     ticket = session.scalar(query)
     if ticket is None or not can_see(principal, ticket):
         raise NotFound("ticket.not_found", f"no ticket {number}")

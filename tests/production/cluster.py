@@ -585,7 +585,10 @@ class Cluster:
         """Hold the ticket's row lock: a job that writes about the ticket waits in the middle
         of its transaction until the block ends, which is how the tests catch a job mid-way."""
         with self.engine.connect() as conn:
-            conn.execute(text("SELECT id FROM tickets WHERE id = :t FOR UPDATE"), {"t": ticket_id})
+            # as the application locks a ticket (dispatch.tickets.models.TICKET_ROW_LOCK)
+            conn.execute(
+                text("SELECT id FROM tickets WHERE id = :t FOR NO KEY UPDATE"), {"t": ticket_id}
+            )
             try:
                 yield
             finally:
