@@ -117,7 +117,9 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float) -> httpx.Resp
 def _stop(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGINT)
     try:
-        process.wait(timeout=30)
+        # `hotline demo` gives each of its two groups of processes 15 s to end before it kills
+        # them (about 7 s in all on a quiet machine); a loaded one may use both.
+        process.wait(timeout=45)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
