@@ -544,9 +544,10 @@ def demo(
         if simulate_calls:
             processes.append(
                 subprocess.Popen(
-                    # An incident and a surge for the desk and the wall to show (热点).
+                    # An incident and a surge for the desk and the wall to show (热点); the
+                    # incident's fifth caller comes some seven minutes in, soon after opening.
                     [python, "-m", "hotline", "simulate", "--url", url]
-                    + ["--hotspot", "incident@5:8/30", "--hotspot", "surge@45:20/60"],
+                    + ["--hotspot", "incident@2:8/12", "--hotspot", "surge@15:20/30"],
                     stdout=subprocess.DEVNULL,
                     **own_session,
                 )
