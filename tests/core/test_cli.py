@@ -114,15 +114,23 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float) -> httpx.Resp
     raise AssertionError(f"{url} did not answer 200 within {timeout}s")
 
 
-def _stop(process: subprocess.Popen) -> None:
+def _stop(process: subprocess.Popen) -> str:
+    """Ctrl+C, as a person stops it; what still ran if it had to be killed (else "")."""
     process.send_signal(signal.SIGINT)
     try:
         # `hotline demo` gives each of its two groups of processes 15 s to end before it kills
         # them (about 7 s in all on a quiet machine); a loaded one may use both.
         process.wait(timeout=45)
+        return ""
     except subprocess.TimeoutExpired:
+        still = subprocess.run(
+            ["ps", "-o", "pid,stat,etime,args", "--ppid", str(process.pid)],
+            capture_output=True,
+            text=True,
+        ).stdout
         process.kill()
         process.wait()
+        return f"killed after 45 s; its children then:\n{still}"
 
 
 @pytest.mark.slow
@@ -184,8 +192,11 @@ def test_demo_starts_everything_and_prints_logins(tmp_path):
             time.sleep(0.2)
         assert httpx.get(f"http://127.0.0.1:{port}/healthz").json()["workers"]["count"] >= 1
     finally:
-        _stop(process)
-    assert process.returncode == 0
+        stuck = _stop(process)
+    tail = "\n".join(
+        line for line in log_path.read_text().splitlines()[-60:] if "cleaning" not in line
+    )
+    assert process.returncode == 0, f"{stuck}\n{tail}"
     assert not (tmp_path / "data" / "redis.sock").exists()
 
 
