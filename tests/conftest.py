@@ -10,6 +10,7 @@ database request the ``database`` fixture (directly or through ``client``, ``mak
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,6 +41,25 @@ def pytest_runtest_makereport(item, call):
     if IN_CI and report.skipped and MISSING_DEPENDENCY in str(report.longrepr):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true: {report.longrepr}"
+
+
+# Tests stop the processes they start with SIGINT, as a person's Ctrl+C. A suite started in the
+# background by a non-interactive shell (or by CI) ignores SIGINT, and an ignored signal stays
+# ignored across exec: every `hotline demo` or `serve` a test started then ignored the Ctrl+C
+# and was killed after its timeout. The suite's processes start as a terminal's would.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _signals_as_a_terminal_leaves_them() -> Iterator[None]:
+    """A test that changes how this process takes SIGINT or SIGTERM (rq's worker code installs
+    its own handlers) must not change it for the processes later tests start."""
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in before.items():
+        if signal.getsignal(sig) != handler:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
