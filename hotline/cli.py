@@ -552,6 +552,10 @@ def demo(
                     **own_session,
                 )
             )
+        # Ctrl+C stops the demo even when it was started with SIGINT ignored (from a background
+        # shell, which passes the ignoring on through exec); SIGTERM stops it the same way.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         typer.echo("\n珠海12345 demo is running:")
         typer.echo(f"  log in      {url}/            (each role lands on its own page)")
         typer.echo(f"  console     {url}/console     (agents)")
@@ -569,7 +573,6 @@ def demo(
             where = f" [{', '.join(departments)}]" if departments else ""
             typer.echo(f"  {username:<12} {','.join(roles):<11} {description}{where}")
         typer.echo("\nCtrl+C stops everything.")
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
         while all(p.poll() is None for p in processes):
             time.sleep(0.5)
         typer.echo("a demo process exited; stopping the rest", err=True)
