@@ -85,11 +85,11 @@ def _prepare_redis() -> str:
     return redis_url()
 
 
-def _release_redis() -> None:
+def _release_redis(wait: float = 0.0) -> None:
     """The last long-running process of a data dir stops the embedded server on its way out."""
     from hotline.core.redis import release_embedded_redis
 
-    if release_embedded_redis():
+    if release_embedded_redis(wait=wait):
         typer.echo("embedded Redis stopped (no other hotline process used it)", err=True)
 
 
@@ -582,7 +582,9 @@ def demo(
         # The simulator first, while the server still takes the ends of its calls in flight.
         for group in (processes[2:], processes[:2]):
             _terminate(group)
-        _release_redis()
+        # Its children have ended, but their own children (a worker's scheduler) may still be
+        # giving their locks back for a moment.
+        _release_redis(wait=10)
 
 
 def _terminate(processes: list[subprocess.Popen]) -> None:

@@ -259,10 +259,11 @@ def use_embedded_redis(*, wait: float = 15.0) -> str:
     return f"unix://{embedded_socket_path(data_dir)}"
 
 
-def release_embedded_redis() -> bool:
+def release_embedded_redis(wait: float = 0.0) -> bool:
     """Stop using the embedded server; shut it down if no other process uses it.
 
-    Returns True when this call shut it down.
+    ``wait``: seconds to give processes that are ending anyway (a worker's scheduler child
+    still giving its locks back) to let go first. Returns True when this call shut it down.
     """
     global _users_lock
     if _users_lock is None:
@@ -271,10 +272,15 @@ def release_embedded_redis() -> bool:
     _users_lock.close()
     _users_lock = None
     with open(data_dir / "redis.users", "w") as users:
-        try:
-            fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # another serve, worker or demo still uses it
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    return False  # another serve, worker or demo still uses it
+                time.sleep(0.1)
         if not _ping(embedded_socket_path(data_dir)):
             return False
         stop_embedded_redis(data_dir)
