@@ -27,17 +27,21 @@ Code = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
 Unit = Annotated[Literal["week", "month"], Query()]
 
 
-def _period(month: str | None, start: Day | None, end: Day | None) -> service.Period:
+def _requested_period(
+    month: Month = None, start: Day | None = None, end: Day | None = None
+) -> service.Period:
     return service.period(month=month, first=start, last=end)
+
+
+# The same three query parameters on every route, read once.
+RequestedPeriod = Annotated[service.Period, Depends(_requested_period)]
 
 
 @router.get("/departments")
 def departments(
     session: SessionDep,
     _user: Supervisor,
-    month: Month = None,
-    start: Day | None = None,
-    end: Day | None = None,
+    the_period: RequestedPeriod,
     area: Area = None,
     source: Code = None,
     with_sources: bool = False,
@@ -47,7 +51,7 @@ def departments(
     as well (one more pass over the period's visits)."""
     return service.departments_report(
         session,
-        the_period=_period(month, start, end),
+        the_period=the_period,
         area=area,
         source=source,
         with_sources=with_sources,
@@ -58,10 +62,8 @@ def departments(
 def trends(
     session: SessionDep,
     _user: Supervisor,
+    the_period: RequestedPeriod,
     unit: Unit = "month",
-    month: Month = None,
-    start: Day | None = None,
-    end: Day | None = None,
     area: Area = None,
     department: Code = None,
     source: Code = None,
@@ -70,7 +72,7 @@ def trends(
     return service.trends(
         session,
         unit=unit,
-        the_period=_period(month, start, end),
+        the_period=the_period,
         area=area,
         department=department,
         source=source,
@@ -81,13 +83,11 @@ def trends(
 def matters_by_area(
     session: SessionDep,
     _user: Supervisor,
-    month: Month = None,
-    start: Day | None = None,
-    end: Day | None = None,
+    the_period: RequestedPeriod,
     area: Area = None,
 ) -> dict[str, Any]:
     """Tickets received per matter and area: where the requests come from."""
-    return service.matters_by_area(session, the_period=_period(month, start, end), area=area)
+    return service.matters_by_area(session, the_period=the_period, area=area)
 
 
 @router.get("/drill")
@@ -95,9 +95,7 @@ def drill(
     session: SessionDep,
     _user: Supervisor,
     figure: Annotated[str, Query(max_length=32, pattern=r"^[a-z_]+$")],
-    month: Month = None,
-    start: Day | None = None,
-    end: Day | None = None,
+    the_period: RequestedPeriod,
     area: Area = None,
     department: Code = None,
     matter: Code = None,
@@ -112,7 +110,7 @@ def drill(
         session,
         figure=figure,
         filters=service.Filters(
-            _period(month, start, end),
+            the_period,
             area=area,
             matter=matter,
             department=department,
@@ -129,15 +127,14 @@ def drill(
     }
 
 
-def _tables(session, month, start, end, area, source) -> tuple[service.Period, list]:
-    the_period = _period(month, start, end)
+def _tables(session, the_period: service.Period, area, source) -> list:
     report = service.departments_report(
         session, the_period=the_period, area=area, source=source, with_sources=True
     )
     weeks = service.trends(session, unit="week", the_period=the_period, area=area, source=source)
     months = service.trends(session, unit="month", the_period=the_period, area=area, source=source)
     matrix = service.matters_by_area(session, the_period=the_period, area=area)
-    return the_period, export.tables(report, weeks, months, matrix)
+    return export.tables(report, weeks, months, matrix)
 
 
 def _download(content: bytes | str, media_type: str, filename: str) -> Response:
@@ -164,14 +161,12 @@ def _filename(the_period: service.Period, area: str | None, extension: str) -> s
 def export_xlsx(
     session: SessionDep,
     _user: Supervisor,
-    month: Month = None,
-    start: Day | None = None,
-    end: Day | None = None,
+    the_period: RequestedPeriod,
     area: Area = None,
     source: Code = None,
 ) -> Response:
     """Every table of the page as a workbook, one formatted sheet each, Chinese headers."""
-    the_period, all_tables = _tables(session, month, start, end, area, source)
+    all_tables = _tables(session, the_period, area, source)
     content = export.xlsx(all_tables, title=f"12345热线效能监察 {the_period.label}")
     return _download(
         content,
@@ -184,6 +179,7 @@ def export_xlsx(
 def export_csv(
     session: SessionDep,
     _user: Supervisor,
+    the_period: RequestedPeriod,
     table: Annotated[
         Literal[
             "departments",
@@ -195,14 +191,11 @@ def export_csv(
         ],
         Query(),
     ] = "departments",
-    month: Month = None,
-    start: Day | None = None,
-    end: Day | None = None,
     area: Area = None,
     source: Code = None,
 ) -> Response:
     """One table of the page as CSV (UTF-8 with a byte-order mark, for Excel)."""
-    the_period, all_tables = _tables(session, month, start, end, area, source)
+    all_tables = _tables(session, the_period, area, source)
     chosen = next((t for t in all_tables if t.key == table), None)
     if chosen is None:  # pragma: no cover - the Literal admits only the keys above
         raise AppError("oversight.unknown_table", f"table is one of {list(export.TABLE_KEYS)}")
