@@ -5,6 +5,7 @@
 // which checks and audits it, and its refusals are shown as they come.
 
 import { api, describeError, getToken } from "./api.js";
+import { runModal } from "./dialog.js";
 import { $, fmtDateTime, h, replaceChildren } from "./dom.js";
 import { announce, markReady, showError, startPage } from "./shell.js";
 
@@ -89,65 +90,35 @@ function option(value, label, selected = false) {
 
 /** Ask yes or no in the page's dialog; resolves to true when confirmed. */
 function confirmInDialog({ title, text, confirmLabel, danger = false }) {
-  const dialog = $("#admin-dialog");
-  const returnFocus = document.activeElement;
   const yes = h("button", { type: "submit", class: danger ? "button-danger" : "button-primary" }, confirmLabel);
   const no = h("button", { type: "button", class: "button-quiet" }, "取消");
   const form = h("form", { method: "dialog" },
     h("h2", { id: "action-dialog-title" }, title), h("p", {}, text),
     h("div", { class: "button-row" }, yes, no));
-  replaceChildren(dialog, form);
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (value) => {
-      if (done) return;
-      done = true;
-      if (dialog.open) dialog.close();
-      if (returnFocus && returnFocus.isConnected) returnFocus.focus();
-      resolve(value);
-    };
-    no.addEventListener("click", () => finish(false));
-    dialog.addEventListener("close", () => finish(false), { once: true });
-    form.addEventListener("submit", (event) => { event.preventDefault(); finish(true); });
-    dialog.showModal();
-    no.focus();
+  return runModal($("#admin-dialog"), form, {
+    cancel: no, cancelled: false, focus: no, onSubmit: (finish) => finish(true),
   });
 }
 
 /** A form in the page's dialog built from nodes; resolves to the FormData or null. */
 function formInDialog({ title, body, submitLabel, check }) {
-  const dialog = $("#admin-dialog");
-  const returnFocus = document.activeElement;
   const error = errorBox();
   const cancel = h("button", { type: "button", class: "button-quiet" }, "取消");
   const form = h("form", { method: "dialog", novalidate: true },
     h("h2", { id: "action-dialog-title" }, title), body, error,
     h("div", { class: "button-row" },
       h("button", { type: "submit", class: "button-primary" }, submitLabel), cancel));
-  replaceChildren(dialog, form);
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = (value) => {
-      if (done) return;
-      done = true;
-      if (dialog.open) dialog.close();
-      if (returnFocus && returnFocus.isConnected) returnFocus.focus();
-      resolve(value);
-    };
-    cancel.addEventListener("click", () => finish(null));
-    dialog.addEventListener("close", () => finish(null), { once: true });
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
+  return runModal($("#admin-dialog"), form, {
+    cancel,
+    focus: form.querySelector("input, select, textarea"),
+    onSubmit(finish) {
       const problem = check ? check(form) : "";
       if (problem) {
         showError(error, problem);
         return;
       }
       finish(form);
-    });
-    dialog.showModal();
-    const first = form.querySelector("input, select, textarea");
-    if (first) first.focus();
+    },
   });
 }
 

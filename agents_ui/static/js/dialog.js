@@ -9,7 +9,6 @@ let dialogCount = 0;
  * value, hint}]. Resolves to {name: value} or null when cancelled.
  */
 export function askInDialog(dialog, { title, intro, fields, submitLabel }) {
-  const returnFocus = document.activeElement;
   const n = ++dialogCount;
   const error = h("p", { class: "error", role: "alert", hidden: true });
   const inputs = fields.map((field) => {
@@ -30,21 +29,10 @@ export function askInDialog(dialog, { title, intro, fields, submitLabel }) {
     inputs.map((i) => i.block), error,
     h("div", { class: "button-row" },
       h("button", { type: "submit", class: "button-primary" }, submitLabel), cancel));
-  replaceChildren(dialog, form);
-
-  return new Promise((resolve) => {
-    let answered = false;
-    const finish = (value) => {
-      if (answered) return;
-      answered = true;
-      if (dialog.open) dialog.close();
-      if (returnFocus && returnFocus.isConnected) returnFocus.focus();
-      resolve(value);
-    };
-    cancel.addEventListener("click", () => finish(null));
-    dialog.addEventListener("close", () => finish(null), { once: true });
-    form.addEventListener("submit", (event) => {
-      event.preventDefault();
+  return runModal(dialog, form, {
+    cancel,
+    focus: inputs[0].input,
+    onSubmit(finish) {
       const values = {};
       for (const { field, input } of inputs) {
         const raw = input.value.trim();
@@ -57,8 +45,33 @@ export function askInDialog(dialog, { title, intro, fields, submitLabel }) {
         values[field.name] = field.kind === "number" ? Number(raw) : raw;
       }
       finish(values);
+    },
+  });
+}
+
+/**
+ * Show ``form`` in ``dialog`` as a modal. Resolves to what ``onSubmit`` hands to its
+ * ``finish``, or to ``cancelled`` when Esc or ``cancel`` closes it; focus returns where it was.
+ */
+export function runModal(dialog, form, { cancel, onSubmit, focus, cancelled = null }) {
+  const returnFocus = document.activeElement;
+  replaceChildren(dialog, form);
+  return new Promise((resolve) => {
+    let answered = false;
+    const finish = (value) => {
+      if (answered) return;
+      answered = true;
+      if (dialog.open) dialog.close();
+      if (returnFocus && returnFocus.isConnected) returnFocus.focus();
+      resolve(value);
+    };
+    cancel.addEventListener("click", () => finish(cancelled));
+    dialog.addEventListener("close", () => finish(cancelled), { once: true });
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      onSubmit(finish);
     });
     dialog.showModal();
-    inputs[0].input.focus();
+    if (focus) focus.focus();
   });
 }
